@@ -1,0 +1,484 @@
+//! Typed, layered configuration.
+//!
+//! Values come from three layers, each overriding the one before: the defaults written here, an
+//! optional TOML file (`--config` or `CLUBPULSE_CONFIG`) with the same sections as [`Config`], and the
+//! environment variables listed in [`ENV_VARS`] (also the reference table in the README). One struct
+//! per area; secrets are wrapped in [`Secret`] so `Debug` never prints them.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use serde::Deserialize;
+
+/// Everything the service can be told.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub sessions: SessionConfig,
+    pub log: LogConfig,
+}
+
+/// The HTTP listener and request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Where `serve` listens. `CLUBPULSE_ADDR`, default `127.0.0.1:8080`.
+    pub addr: SocketAddr,
+    /// The address members reach the service at, for links and the CSRF origin check.
+    /// `CLUBPULSE_PUBLIC_URL`, default `http://<addr>`.
+    pub public_url: Option<String>,
+    /// Largest request body accepted, in bytes. `CLUBPULSE_BODY_LIMIT_BYTES`, default 65536.
+    pub body_limit_bytes: usize,
+    /// A request still running after this many seconds is answered 408. `CLUBPULSE_REQUEST_TIMEOUT_SECONDS`,
+    /// default 30.
+    pub request_timeout_seconds: u64,
+    /// How long shutdown waits for in-flight requests. `CLUBPULSE_SHUTDOWN_GRACE_SECONDS`, default 20.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            body_limit_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
+            shutdown_grace_seconds: 20,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds)
+    }
+}
+
+/// PostgreSQL: an external server, or the embedded cluster the service runs itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`. Unset: run the embedded cluster under `data_dir`.
+    pub url: Option<Secret>,
+    /// `CLUBPULSE_DATA_DIR`, default `./var`: the embedded cluster lives in `<data_dir>/postgres`.
+    pub data_dir: PathBuf,
+    /// Where the PostgreSQL 15 server binaries are. `CLUBPULSE_PG_BIN_DIR`, default
+    /// `/usr/lib/postgresql/15/bin` (Debian's location).
+    pub pg_bin_dir: PathBuf,
+    /// Connection pool size per instance. `CLUBPULSE_DB_MAX_CONNECTIONS`, default 20.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            data_dir: PathBuf::from("./var"),
+            pg_bin_dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            max_connections: 20,
+        }
+    }
+}
+
+/// Redis, or (when no URL is set) the in-process twin of every Redis-backed part.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `REDIS_URL` (`redis://host:port/db`, `rediss://` for TLS). Several comma-separated URLs, or
+    /// `cluster = true`, mean Redis Cluster seed nodes.
+    pub url: Option<Secret>,
+    /// `CLUBPULSE_REDIS_CLUSTER`, default false.
+    pub cluster: bool,
+    /// Prefix of every key the service writes, so instances of different deployments can share a
+    /// server. `CLUBPULSE_REDIS_PREFIX`, default `cp:`.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            cluster: false,
+            key_prefix: "cp:".to_owned(),
+        }
+    }
+}
+
+/// Login sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session unused for this long ends. `CLUBPULSE_SESSION_IDLE_SECONDS`, default 86400 (1 day).
+    pub idle_seconds: u64,
+    /// A session ends this long after login, however much it is used.
+    /// `CLUBPULSE_SESSION_ABSOLUTE_SECONDS`, default 2592000 (30 days).
+    pub absolute_seconds: u64,
+    /// Mark the session cookie `Secure` (set it when served over HTTPS). `CLUBPULSE_COOKIE_SECURE`,
+    /// default false.
+    pub cookie_secure: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_seconds: 24 * 60 * 60,
+            absolute_seconds: 30 * 24 * 60 * 60,
+            cookie_secure: false,
+        }
+    }
+}
+
+impl SessionConfig {
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_seconds)
+    }
+
+    pub fn absolute(&self) -> Duration {
+        Duration::from_secs(self.absolute_seconds)
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter. `CLUBPULSE_LOG`, default `info`.
+    pub filter: String,
+    /// `json` (one object per line) or `pretty`. `CLUBPULSE_LOG_FORMAT`, default `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: "info".to_owned(),
+            format: LogFormat::Json,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A value that must not be printed (a URL with a password in it). `Debug` shows `<redacted>`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is invalid: {source}")]
+    File {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{name}={value:?} is invalid: {reason}")]
+    Env {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// Every environment variable the service reads, with what it sets; the README's reference table
+/// mirrors this list.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    (
+        "CLUBPULSE_CONFIG",
+        "path of an optional TOML configuration file",
+    ),
+    ("CLUBPULSE_ADDR", "server.addr"),
+    ("CLUBPULSE_PUBLIC_URL", "server.public_url"),
+    ("CLUBPULSE_BODY_LIMIT_BYTES", "server.body_limit_bytes"),
+    (
+        "CLUBPULSE_REQUEST_TIMEOUT_SECONDS",
+        "server.request_timeout_seconds",
+    ),
+    (
+        "CLUBPULSE_SHUTDOWN_GRACE_SECONDS",
+        "server.shutdown_grace_seconds",
+    ),
+    ("DATABASE_URL", "database.url"),
+    ("CLUBPULSE_DATA_DIR", "database.data_dir"),
+    ("CLUBPULSE_PG_BIN_DIR", "database.pg_bin_dir"),
+    ("CLUBPULSE_DB_MAX_CONNECTIONS", "database.max_connections"),
+    ("REDIS_URL", "redis.url"),
+    ("CLUBPULSE_REDIS_CLUSTER", "redis.cluster"),
+    ("CLUBPULSE_REDIS_PREFIX", "redis.key_prefix"),
+    ("CLUBPULSE_SESSION_IDLE_SECONDS", "sessions.idle_seconds"),
+    (
+        "CLUBPULSE_SESSION_ABSOLUTE_SECONDS",
+        "sessions.absolute_seconds",
+    ),
+    ("CLUBPULSE_COOKIE_SECURE", "sessions.cookie_secure"),
+    ("CLUBPULSE_LOG", "log.filter"),
+    ("CLUBPULSE_LOG_FORMAT", "log.format"),
+];
+
+impl Config {
+    /// Defaults, then `file` (when given), then the process environment.
+    pub fn load(file: Option<PathBuf>) -> Result<Self, ConfigError> {
+        let file = file.or_else(|| std::env::var_os("CLUBPULSE_CONFIG").map(PathBuf::from));
+        let mut config = match file {
+            Some(path) => Self::from_file(&path)?,
+            None => Self::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::File {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Overrides fields from environment variables, read through `var` (so tests need not touch the
+    /// process environment). An empty variable counts as unset.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let env = Env(&var);
+        env.parse("CLUBPULSE_ADDR", &mut self.server.addr)?;
+        env.string("CLUBPULSE_PUBLIC_URL", |v| self.server.public_url = Some(v));
+        env.parse(
+            "CLUBPULSE_BODY_LIMIT_BYTES",
+            &mut self.server.body_limit_bytes,
+        )?;
+        env.parse(
+            "CLUBPULSE_REQUEST_TIMEOUT_SECONDS",
+            &mut self.server.request_timeout_seconds,
+        )?;
+        env.parse(
+            "CLUBPULSE_SHUTDOWN_GRACE_SECONDS",
+            &mut self.server.shutdown_grace_seconds,
+        )?;
+        env.string("DATABASE_URL", |v| self.database.url = Some(Secret(v)));
+        env.string("CLUBPULSE_DATA_DIR", |v| self.database.data_dir = v.into());
+        env.string("CLUBPULSE_PG_BIN_DIR", |v| {
+            self.database.pg_bin_dir = v.into()
+        });
+        env.parse(
+            "CLUBPULSE_DB_MAX_CONNECTIONS",
+            &mut self.database.max_connections,
+        )?;
+        env.string("REDIS_URL", |v| self.redis.url = Some(Secret(v)));
+        env.flag("CLUBPULSE_REDIS_CLUSTER", &mut self.redis.cluster)?;
+        env.string("CLUBPULSE_REDIS_PREFIX", |v| self.redis.key_prefix = v);
+        env.parse(
+            "CLUBPULSE_SESSION_IDLE_SECONDS",
+            &mut self.sessions.idle_seconds,
+        )?;
+        env.parse(
+            "CLUBPULSE_SESSION_ABSOLUTE_SECONDS",
+            &mut self.sessions.absolute_seconds,
+        )?;
+        env.flag("CLUBPULSE_COOKIE_SECURE", &mut self.sessions.cookie_secure)?;
+        env.string("CLUBPULSE_LOG", |v| self.log.filter = v);
+        if let Some(value) = env.get("CLUBPULSE_LOG_FORMAT") {
+            self.log.format = match value.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => return Err(env.error("CLUBPULSE_LOG_FORMAT", value, "use json or pretty")),
+            };
+        }
+        self.validate()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name, value: String, reason: &str| ConfigError::Env {
+            name,
+            value,
+            reason: reason.to_owned(),
+        };
+        if self.sessions.idle_seconds == 0 || self.sessions.absolute_seconds == 0 {
+            return Err(bad(
+                "CLUBPULSE_SESSION_IDLE_SECONDS",
+                self.sessions.idle_seconds.to_string(),
+                "session lifetimes must be positive",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(bad(
+                "CLUBPULSE_DB_MAX_CONNECTIONS",
+                "0".into(),
+                "the pool needs at least one connection",
+            ));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(bad(
+                "CLUBPULSE_BODY_LIMIT_BYTES",
+                self.server.body_limit_bytes.to_string(),
+                "must be at least 1024",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The public base URL, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.server
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.addr))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn error(&self, name: &'static str, value: String, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Env {
+            name,
+            value,
+            reason: reason.into(),
+        }
+    }
+
+    fn string(&self, name: &str, set: impl FnOnce(String)) {
+        if let Some(value) = self.get(name) {
+            set(value.trim().to_owned());
+        }
+    }
+
+    fn parse<T: FromStr>(&self, name: &'static str, target: &mut T) -> Result<(), ConfigError>
+    where
+        T::Err: fmt::Display,
+    {
+        if let Some(value) = self.get(name) {
+            *target = value
+                .trim()
+                .parse()
+                .map_err(|e: T::Err| self.error(name, value.clone(), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn flag(&self, name: &'static str, target: &mut bool) -> Result<(), ConfigError> {
+        if let Some(value) = self.get(name) {
+            *target = match value.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => return Err(self.error(name, value, "use true or false")),
+            };
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_contract() {
+        let config = Config::default();
+        assert_eq!(config.server.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database.data_dir, PathBuf::from("./var"));
+        assert!(config.database.url.is_none());
+        assert!(config.redis.url.is_none());
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file_which_overrides_defaults() {
+        let mut config: Config =
+            toml::from_str("[server]\naddr = \"0.0.0.0:9000\"\n[sessions]\nidle_seconds = 60\n")
+                .unwrap();
+        assert_eq!(config.server.addr.port(), 9000);
+        assert_eq!(config.sessions.absolute_seconds, 30 * 24 * 3600);
+        config
+            .apply_env(env(&[
+                ("CLUBPULSE_SESSION_IDLE_SECONDS", "120"),
+                ("REDIS_URL", "redis://127.0.0.1:6379/2"),
+                ("CLUBPULSE_COOKIE_SECURE", "true"),
+                ("CLUBPULSE_PUBLIC_URL", "https://club.example/"),
+            ]))
+            .unwrap();
+        assert_eq!(config.server.addr.port(), 9000);
+        assert_eq!(config.sessions.idle_seconds, 120);
+        assert!(config.sessions.cookie_secure);
+        assert_eq!(config.public_url(), "https://club.example");
+        assert_eq!(
+            config.redis.url.as_ref().map(Secret::expose),
+            Some("redis://127.0.0.1:6379/2")
+        );
+    }
+
+    #[test]
+    fn a_bad_variable_is_named_in_the_error() {
+        let err = Config::default()
+            .apply_env(env(&[("CLUBPULSE_ADDR", "not-an-address")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("CLUBPULSE_ADDR"), "{err}");
+        let err = Config::default()
+            .apply_env(env(&[("CLUBPULSE_COOKIE_SECURE", "maybe")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("CLUBPULSE_COOKIE_SECURE"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        assert!(toml::from_str::<Config>("[server]\nadress = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let mut config = Config::default();
+        config
+            .apply_env(env(&[("DATABASE_URL", "postgres://u:hunter2@db/x")]))
+            .unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+}

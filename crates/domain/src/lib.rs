@@ -1,0 +1,27 @@
+//! Club Pulse domain: the values the product talks about, parsed once at the edge and trusted after.
+//!
+//! Nothing here performs I/O; everything here can be unit-tested without a database.
+//!
+//! # Layout
+//!
+//! - [`validation`]: the field-error type every constructor reports through.
+//! - [`user`]: [`Email`], [`Password`], [`DisplayName`], [`Role`].
+//! - [`club`]: [`ClubName`], [`TimeZone`].
+//! - [`facility`]: facility fields ([`OpeningHours`], [`SlotMinutes`], [`Specifications`], …) and the
+//!   [`NewFacility`] / [`FacilityPatch`] inputs built from them.
+//! - [`time`]: [`TimeRange`], the half-open `[start, end)` interval every booking is made of.
+
+pub mod club;
+pub mod facility;
+pub mod time;
+pub mod user;
+pub mod validation;
+
+pub use club::{ClubName, TimeZone};
+pub use facility::{
+    BufferMinutes, Currency, FacilityName, FacilityPatch, NewFacility, OpeningHours, PriceCents,
+    SlotMinutes, Specifications, Sport,
+};
+pub use time::TimeRange;
+pub use user::{DisplayName, Email, Password, Role};
+pub use validation::{FieldError, Validation};

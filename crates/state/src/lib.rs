@@ -1,0 +1,97 @@
+//! Shared, short-lived state: what every instance must agree on without asking PostgreSQL.
+//!
+//! Each part is a trait with two implementations that pass the same conformance suite
+//! (`tests/conformance.rs`): one on Redis (any number of instances, Redis Cluster included) and an
+//! in-process twin for a single instance with no Redis. [`StateBackends::connect`] picks one set from
+//! the configuration; nothing above this crate knows which it got.
+//!
+//! # Layout
+//!
+//! - [`redis_conn`]: the Redis connection, single node or cluster, and key naming.
+//! - [`sessions`]: login sessions ([`SessionStore`]), keyed by the hash of an opaque token.
+
+pub mod redis_conn;
+pub mod sessions;
+
+use std::sync::Arc;
+
+pub use redis_conn::{RedisConn, RedisOptions};
+pub use sessions::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash};
+
+/// A state operation that failed for reasons outside the caller's control.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("stored state is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Which implementation backs the state parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Redis,
+    InProcess,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::InProcess => "in-process",
+        }
+    }
+}
+
+/// Every state part, behind its trait.
+#[derive(Clone)]
+pub struct StateBackends {
+    pub kind: BackendKind,
+    pub sessions: Arc<dyn SessionStore>,
+    redis: Option<RedisConn>,
+}
+
+impl std::fmt::Debug for StateBackends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateBackends")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StateBackends {
+    /// Redis-backed parts when `redis` is given, in-process twins otherwise.
+    pub async fn connect(redis: Option<RedisOptions>) -> Result<Self, StateError> {
+        match redis {
+            Some(options) => {
+                let conn = RedisConn::connect(&options).await?;
+                Ok(Self::redis(conn))
+            }
+            None => Ok(Self::in_process()),
+        }
+    }
+
+    pub fn redis(conn: RedisConn) -> Self {
+        Self {
+            kind: BackendKind::Redis,
+            sessions: Arc::new(sessions::RedisSessionStore::new(conn.clone())),
+            redis: Some(conn),
+        }
+    }
+
+    pub fn in_process() -> Self {
+        Self {
+            kind: BackendKind::InProcess,
+            sessions: Arc::new(sessions::MemorySessionStore::default()),
+            redis: None,
+        }
+    }
+
+    /// Round trip to the backing store (`/ready`); the in-process twin is always up.
+    pub async fn ping(&self) -> Result<(), StateError> {
+        match &self.redis {
+            Some(conn) => conn.ping().await,
+            None => Ok(()),
+        }
+    }
+}
