@@ -19,8 +19,8 @@ pub mod validation;
 
 pub use club::{ClubName, TimeZone};
 pub use facility::{
-    BufferMinutes, Currency, FacilityName, FacilityPatch, NewFacility, OpeningHours, PriceCents,
-    SlotMinutes, Specifications, Sport,
+    BufferMinutes, Currency, FacilityInput, FacilityName, FacilityPatch, NewFacility, OpeningHours,
+    PriceCents, SlotMinutes, Specifications, Sport,
 };
 pub use time::TimeRange;
 pub use user::{DisplayName, Email, Password, Role};

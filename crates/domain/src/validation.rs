@@ -69,6 +69,11 @@ impl Validation {
         self.errors.is_empty()
     }
 
+    /// Everything recorded so far.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.errors
+    }
+
     /// `Ok(value)` when nothing was recorded, every recorded error otherwise.
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<FieldError>> {
         if self.errors.is_empty() {

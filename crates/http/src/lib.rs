@@ -1,1 +1,23 @@
+//! Club Pulse over HTTP: the JSON API, its documentation, health checks, and the server that runs
+//! them.
+//!
+//! # Layout
+//!
+//! - [`app`]: [`App::build`] binds a listener and assembles the router; [`App::run_until_stopped`]
+//!   serves until a shutdown signal, then drains in-flight requests.
+//! - [`error`]: [`ApiError`], the one error type, rendered as RFC 9457 problem+json.
+//! - [`extract`]: request extractors: JSON/query/path with problem+json rejections, and
+//!   authentication ([`extract::CurrentUser`], [`extract::Staff`], [`extract::Admin`]).
+//! - [`middleware`]: request ids, request logging, security headers, and the problem+json safety net.
+//! - [`passwords`]: argon2id hashing on the blocking pool.
+//! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
 
+pub mod app;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod passwords;
+pub mod routes;
+
+pub use app::{App, AppState};
+pub use error::ApiError;

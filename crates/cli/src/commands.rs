@@ -1,0 +1,241 @@
+//! What each subcommand does.
+
+use anyhow::Context as _;
+use clubpulse_config::{Config, LogConfig, LogFormat};
+use clubpulse_domain::{
+    ClubName, DisplayName, Email, FacilityInput, NewFacility, Password, Role, TimeZone,
+};
+use clubpulse_http::{App, passwords::Passwords};
+use clubpulse_state::{RedisOptions, StateBackends};
+use clubpulse_storage::{
+    Conflict, Database, DatabaseOptions, StorageError, clubs, facilities, users,
+};
+use tracing_subscriber::{EnvFilter, fmt};
+
+use crate::demo_data;
+
+pub fn init_tracing(log: &LogConfig) {
+    let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn database_options(config: &Config, adopt_running: bool) -> DatabaseOptions {
+    DatabaseOptions {
+        url: config.database.url.as_ref().map(|u| u.expose().to_owned()),
+        data_dir: config.database.data_dir.clone(),
+        pg_bin_dir: config.database.pg_bin_dir.clone(),
+        max_connections: config.database.max_connections,
+        adopt_running,
+    }
+}
+
+/// Opens the database and applies migrations; on failure the embedded cluster (if any) is stopped.
+async fn open_database(config: &Config, adopt_running: bool) -> anyhow::Result<Database> {
+    let db = Database::open(&database_options(config, adopt_running))
+        .await
+        .context("opening the database")?;
+    if let Err(err) = db.migrate().await {
+        db.close().await;
+        return Err(err).context("applying migrations");
+    }
+    Ok(db)
+}
+
+/// Runs `work` with an open database and closes it afterwards, whatever `work` returned.
+async fn with_database<T>(
+    config: &Config,
+    work: impl AsyncFnOnce(&Database) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let db = open_database(config, false).await?;
+    let result = work(&db).await;
+    db.close().await;
+    result
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let db = open_database(&config, true).await?;
+    let result = serve_with(config, &db).await;
+    db.close().await;
+    result
+}
+
+async fn serve_with(config: Config, db: &Database) -> anyhow::Result<()> {
+    let redis = config.redis.url.as_ref().map(|url| {
+        RedisOptions::new(
+            url.expose(),
+            config.redis.cluster,
+            config.redis.key_prefix.clone(),
+        )
+    });
+    let state = StateBackends::connect(redis)
+        .await
+        .context("connecting to Redis (REDIS_URL)")?;
+    let app = App::build(config, db.pool.clone(), state.clone(), db.is_embedded()).await?;
+    tracing::info!(
+        addr = %app.local_addr(),
+        database = if db.is_embedded() { "embedded" } else { "external" },
+        state = state.kind.as_str(),
+        "Club Pulse is serving"
+    );
+    app.run_until_stopped(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("interrupted"),
+        () = terminate => tracing::info!("terminated"),
+    }
+}
+
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    with_database(&config, async |_| {
+        println!("migrations applied");
+        Ok(())
+    })
+    .await
+}
+
+pub async fn create_user(
+    config: Config,
+    email: &str,
+    password: String,
+    role: &str,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let email = Email::try_from(email).map_err(|e| anyhow::anyhow!("--email {}", e.message))?;
+    let password =
+        Password::try_from(password).map_err(|e| anyhow::anyhow!("--password {}", e.message))?;
+    let role: Role = role
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--role must be member, staff or admin"))?;
+    let name = name.unwrap_or_else(|| {
+        email
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or("member")
+            .to_owned()
+    });
+    let name = DisplayName::try_from(name.as_str())
+        .map_err(|e| anyhow::anyhow!("--name {}", e.message))?;
+    let hash = Passwords::default()
+        .hash(password.expose().to_owned())
+        .await?;
+    with_database(&config, async |db| {
+        let user = upsert_user(db, &email, &name, &hash, role).await?;
+        println!("{} {} ({})", user.id, user.email, user.role);
+        Ok(())
+    })
+    .await
+}
+
+async fn upsert_user(
+    db: &Database,
+    email: &Email,
+    name: &DisplayName,
+    hash: &str,
+    role: Role,
+) -> anyhow::Result<users::User> {
+    match users::insert(&db.pool, email, name, hash, role).await {
+        Ok(user) => Ok(user),
+        Err(StorageError::Conflict(Conflict::EmailTaken)) => {
+            users::update_role_and_password(&db.pool, email, name, hash, role)
+                .await?
+                .context("the account vanished while being updated")
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Loads the demo data set; running it again adds nothing twice.
+pub async fn seed_demo(config: Config) -> anyhow::Result<()> {
+    let passwords = Passwords::default();
+    let mut hashed = Vec::new();
+    for user in demo_data::USERS {
+        hashed.push(passwords.hash(user.password.to_owned()).await?);
+    }
+    with_database(&config, async |db| {
+        let mut club_ids = Vec::new();
+        for club in &demo_data::CLUBS {
+            let name = ClubName::try_from(club.name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let timezone = TimeZone::try_from(club.timezone).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let found = clubs::find_by_name(&db.pool, &name).await?;
+            let club = match found {
+                Some(club) => club,
+                None => clubs::insert(&db.pool, &name, timezone).await?,
+            };
+            club_ids.push(club.id);
+        }
+        let mut added = 0;
+        for facility in demo_data::facilities() {
+            let club_id = *club_ids
+                .get(facility.club)
+                .context("demo facility of an unknown club")?;
+            let currency = demo_data::CLUBS
+                .get(facility.club)
+                .map(|c| c.currency.to_owned());
+            let input = FacilityInput {
+                name: Some(facility.name.clone()),
+                sport: Some(facility.sport.to_owned()),
+                description: Some(facility.description),
+                specifications: Some(facility.specifications),
+                opening_hours: facility.opening_hours,
+                slot_minutes: Some(facility.slot_minutes),
+                buffer_minutes: Some(facility.buffer_minutes),
+                price_cents: Some(facility.price_cents),
+                currency,
+            };
+            let new = NewFacility::parse(club_id, input).map_err(|errors| {
+                anyhow::anyhow!("demo facility {:?} is invalid: {errors:?}", facility.name)
+            })?;
+            match facilities::insert(&db.pool, &new).await {
+                Ok(_) => added += 1,
+                Err(StorageError::Conflict(Conflict::FacilityNameTaken)) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        for (user, hash) in demo_data::USERS.iter().zip(&hashed) {
+            let email = Email::try_from(user.email).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let name = DisplayName::try_from(user.name).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role: Role = user.role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            upsert_user(db, &email, &name, hash, role).await?;
+        }
+        println!(
+            "demo data ready: {} clubs, {} facilities ({added} new), {} users",
+            clubs::count(&db.pool).await?,
+            facilities::count(&db.pool).await?,
+            users::count(&db.pool).await?,
+        );
+        println!("demo accounts (e-mail / password / role):");
+        for user in demo_data::USERS {
+            println!("  {:<24} {:<18} {}", user.email, user.password, user.role);
+        }
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,130 @@
+//! The runnable application: state, router, listener and graceful shutdown.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use axum::{Router, extract::DefaultBodyLimit, middleware::from_fn};
+use clubpulse_config::Config;
+use clubpulse_state::StateBackends;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
+
+use crate::{ApiError, middleware, passwords::Passwords, routes};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: PgPool,
+    pub state: StateBackends,
+    pub config: Arc<Config>,
+    pub passwords: Passwords,
+    /// Whether the database is the embedded cluster (reported by `/ready`).
+    pub embedded_db: bool,
+}
+
+/// A bound, ready-to-run server.
+#[derive(Debug)]
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl App {
+    /// Binds `config.server.addr` (port 0 picks a free port) and assembles the router.
+    pub async fn build(
+        config: Config,
+        db: PgPool,
+        state: StateBackends,
+        embedded_db: bool,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.server.addr)
+            .await
+            .with_context(|| format!("binding {}", config.server.addr))?;
+        let grace = config.server.shutdown_grace();
+        let state = AppState {
+            db,
+            state,
+            config: Arc::new(config),
+            passwords: Passwords::default(),
+            embedded_db,
+        };
+        Ok(Self {
+            listener,
+            router: router(state),
+            grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        // A bound listener always has an address.
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests up to
+    /// the configured grace period to finish.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stopping_tx.send(());
+        });
+        let server = tokio::spawn(async move { server.await });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result.context("server task")?.context("serving"),
+            _ = stopping_rx => {}
+        }
+        tracing::info!(
+            grace_seconds = self.grace.as_secs(),
+            "shutting down: draining requests"
+        );
+        match tokio::time::timeout(self.grace, &mut server).await {
+            Ok(result) => result.context("server task")?.context("serving"),
+            Err(_) => {
+                tracing::warn!("requests still running after the grace period were dropped");
+                server.abort();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The whole HTTP surface: API routes, docs, health, and the middleware around them.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.server.body_limit_bytes;
+    let timeout = state.config.server.request_timeout();
+    routes::router(state.clone())
+        .fallback(|| async { ApiError::not_found("not_found", "no such resource") })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |panic: Box<dyn std::any::Any + Send>| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                axum::response::IntoResponse::into_response(ApiError::internal(anyhow::anyhow!(
+                    "a handler panicked: {message}"
+                )))
+            },
+        ))
+        .layer(from_fn(middleware::security_headers))
+        .layer(from_fn(middleware::problem_fallback))
+        .layer(from_fn(middleware::request_context))
+}

@@ -1,0 +1,315 @@
+//! The API's one error type and its RFC 9457 problem+json form.
+//!
+//! Client errors carry a stable snake_case `code` that clients may branch on. Server errors are
+//! opaque: the response says only that something failed and gives the request id; the cause travels
+//! in the response extensions to the request-logging middleware, which logs it once.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use clubpulse_domain::FieldError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document, as sent to clients.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the problem type: `/problems/<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// Stable, machine-readable: branch on this, not on `title` or `detail`.
+    pub code: String,
+    /// For `validation_failed`: every invalid field and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<ProblemField>>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemField {
+    /// The field as the client named it, with a path for nested values (`opening_hours.mon[0]`).
+    pub field: String,
+    pub message: String,
+}
+
+/// The cause of a 5xx, kept for the request log.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub Arc<anyhow::Error>);
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    errors: Vec<FieldError>,
+    extra: Map<String, Value>,
+    cause: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            extra: Map::new(),
+            cause: None,
+        }
+    }
+
+    /// 400: the request could not be read at all.
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 401: no session, or a session that has ended.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+    }
+
+    /// 403: the session's role may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 404: unknown, or not the caller's to see.
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    /// 409: the request clashes with the current state.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, detail)
+    }
+
+    /// 422 `validation_failed`, naming every invalid field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{} {}", one.field, one.message),
+            _ => format!("{} fields are invalid", errors.len()),
+        };
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
+        }
+    }
+
+    /// 422 for a single field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    /// 500: nothing about the cause reaches the client; it is logged with the request.
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self {
+            cause: Some(cause.into()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the server failed to handle this request; it has been logged",
+            )
+        }
+    }
+
+    /// 503: a dependency is unavailable.
+    pub fn unavailable(
+        code: &'static str,
+        detail: impl Into<String>,
+        cause: anyhow::Error,
+    ) -> Self {
+        Self {
+            cause: Some(cause),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+        }
+    }
+
+    /// The same error with a more specific code (`invalid_credentials` rather than `unauthenticated`).
+    #[must_use]
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// Adds a member to the problem document (`alternatives` on a booking conflict, say).
+    #[must_use]
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+/// The problem+json response for a status and code.
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: &str,
+    errors: &[FieldError],
+    extra: Map<String, Value>,
+) -> Response {
+    let problem = Problem {
+        kind: format!("/problems/{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        detail: detail.to_owned(),
+        code: code.to_owned(),
+        errors: (!errors.is_empty()).then(|| {
+            errors
+                .iter()
+                .map(|e| ProblemField {
+                    field: e.field.clone(),
+                    message: e.message.clone(),
+                })
+                .collect()
+        }),
+    };
+    let mut body = match serde_json::to_value(problem) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    body.extend(extra);
+    let mut response = (status, Json(Value::Object(body))).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = problem_response(
+            self.status,
+            self.code,
+            &self.detail,
+            &self.errors,
+            self.extra,
+        );
+        if let Some(cause) = self.cause {
+            response
+                .extensions_mut()
+                .insert(InternalCause(Arc::new(cause)));
+        }
+        response
+    }
+}
+
+impl From<clubpulse_storage::StorageError> for ApiError {
+    fn from(err: clubpulse_storage::StorageError) -> Self {
+        use clubpulse_storage::{Conflict, StorageError};
+        match err {
+            StorageError::Conflict(Conflict::EmailTaken) => {
+                Self::conflict("email_taken", "an account with this e-mail already exists")
+            }
+            StorageError::Conflict(Conflict::ClubNameTaken) => {
+                Self::conflict("club_name_taken", "a club with this name already exists")
+            }
+            StorageError::Conflict(Conflict::FacilityNameTaken) => Self::conflict(
+                "facility_name_taken",
+                "this club already has a facility with this name",
+            ),
+            StorageError::MissingReference(what) => {
+                Self::invalid_field(&format!("{what}_id"), format!("no such {what}"))
+            }
+            StorageError::Database(sqlx::Error::PoolTimedOut) => Self::unavailable(
+                "database_unavailable",
+                "the database is busy or unreachable; try again shortly",
+                anyhow::anyhow!("database pool timed out"),
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<clubpulse_state::StateError> for ApiError {
+    fn from(err: clubpulse_state::StateError) -> Self {
+        Self::unavailable(
+            "state_unavailable",
+            "session storage is unreachable; try again shortly",
+            err.into(),
+        )
+    }
+}
+
+/// Response schemas of errors, for the OpenAPI document.
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::Problem;
+
+    /// The problem+json error responses every route may give.
+    #[derive(Debug, IntoResponses)]
+    #[allow(dead_code)]
+    pub enum ProblemResponses {
+        #[response(
+            status = 400,
+            description = "Malformed request (`malformed_json`, `invalid_query`, `invalid_path`)",
+            content_type = "application/problem+json"
+        )]
+        BadRequest(Problem),
+        #[response(
+            status = 401,
+            description = "No session or an ended one (`unauthenticated`)",
+            content_type = "application/problem+json"
+        )]
+        Unauthorized(Problem),
+        #[response(
+            status = 403,
+            description = "The role may not do this (`forbidden`)",
+            content_type = "application/problem+json"
+        )]
+        Forbidden(Problem),
+        #[response(
+            status = 404,
+            description = "Unknown, or not yours",
+            content_type = "application/problem+json"
+        )]
+        NotFound(Problem),
+        #[response(
+            status = 409,
+            description = "Conflicts with the current state",
+            content_type = "application/problem+json"
+        )]
+        Conflict(Problem),
+        #[response(
+            status = 413,
+            description = "Body too large (`payload_too_large`)",
+            content_type = "application/problem+json"
+        )]
+        TooLarge(Problem),
+        #[response(
+            status = 415,
+            description = "Body is not JSON (`unsupported_media_type`)",
+            content_type = "application/problem+json"
+        )]
+        UnsupportedMediaType(Problem),
+        #[response(
+            status = 422,
+            description = "Invalid values (`validation_failed`, with `errors`)",
+            content_type = "application/problem+json"
+        )]
+        Unprocessable(Problem),
+    }
+}

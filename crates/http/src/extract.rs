@@ -1,0 +1,320 @@
+//! Extractors. Every rejection is an [`ApiError`], so malformed input gets the same problem+json as
+//! everything else; authentication is an extractor, so a handler that needs a user cannot be written
+//! without one.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRef, FromRequest, FromRequestParts, Request, rejection::BytesRejection},
+    http::{HeaderMap, StatusCode, header, request::Parts},
+};
+use clubpulse_domain::Role;
+use clubpulse_state::{SessionRecord, SessionToken};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::{ApiError, AppState};
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "clubpulse_session";
+
+/// A JSON body. A body that is not `application/json` is 415, unreadable JSON 400
+/// `malformed_json`, JSON of the wrong shape 422 `validation_failed` naming the field, a body over
+/// the limit 413.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "payload_too_large",
+                            "the request body is larger than the server accepts",
+                        )
+                    } else {
+                        ApiError::bad_request("unreadable_body", rejection.body_text())
+                    }
+                })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body, telling syntax errors (400) from shape errors (422, with the field's path).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |err: serde_json::Error| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {err}"),
+        )
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.classify() == serde_json::error::Category::Data {
+            let field = if path == "." { String::new() } else { path };
+            ApiError::invalid_field(&field, strip_position(&inner.to_string()))
+        } else {
+            malformed(inner)
+        }
+    })?;
+    de.end().map_err(malformed)?;
+    Ok(value)
+}
+
+/// serde's messages end in "at line 1 column 17", which means nothing once the field is named.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Query parameters; an unreadable query string is 400 `invalid_query`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+    }
+}
+
+/// Path parameters; an id that is not a UUID is 400 `invalid_path`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
+    }
+}
+
+/// The member behind the request's session, whatever their role.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: Uuid,
+    pub role: Role,
+    pub session: SessionRecord,
+}
+
+/// Where the session token came from; a cookie-authenticated write is what CSRF defences guard.
+pub fn session_token(headers: &HeaderMap) -> Option<SessionToken> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|t| !t.is_empty());
+    bearer
+        .or_else(|| cookie(headers, SESSION_COOKIE))
+        .map(SessionToken::from_client)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+impl<S> FromRequestParts<S> for CurrentUser
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        let state = AppState::from_ref(state);
+        let token = session_token(&parts.headers).ok_or_else(|| {
+            ApiError::unauthenticated("log in and send the session cookie or a Bearer token")
+        })?;
+        let session = state
+            .state
+            .sessions
+            .touch(&token.hash(), state.config.sessions.idle())
+            .await?
+            .ok_or_else(|| {
+                ApiError::unauthenticated("the session has ended (logged out, revoked or expired)")
+            })?;
+        let user = CurrentUser {
+            id: session.user_id,
+            role: session.role,
+            session,
+        };
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+/// A user with at least staff rights; others are 403.
+#[derive(Debug, Clone)]
+pub struct Staff(pub CurrentUser);
+
+/// A user with admin rights; others are 403.
+#[derive(Debug, Clone)]
+pub struct Admin(pub CurrentUser);
+
+async fn require<S>(parts: &mut Parts, state: &S, role: Role) -> Result<CurrentUser, ApiError>
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    let user = CurrentUser::from_request_parts(parts, state).await?;
+    if user.role.includes(role) {
+        Ok(user)
+    } else {
+        Err(ApiError::forbidden(format!("this needs the {role} role")))
+    }
+}
+
+impl<S> FromRequestParts<S> for Staff
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        require(parts, state, Role::Staff).await.map(Self)
+    }
+}
+
+impl<S> FromRequestParts<S> for Admin
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        require(parts, state, Role::Admin).await.map(Self)
+    }
+}
+
+/// The client's `User-Agent`, if any.
+#[derive(Debug, Clone)]
+pub struct UserAgent(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        slots: u16,
+    }
+
+    #[test]
+    fn syntax_errors_are_400_and_shape_errors_are_422_with_the_field() {
+        let err = parse_json::<Body>(b"{\"name\": ").unwrap_err();
+        assert_eq!((err.status().as_u16(), err.code()), (400, "malformed_json"));
+        let err = parse_json::<Body>(b"{\"name\": \"a\", \"slots\": \"x\"}").unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (422, "validation_failed")
+        );
+        let err = parse_json::<Body>(b"{\"name\": \"a\", \"slots\": 1, \"role\": \"admin\"}")
+            .unwrap_err();
+        assert_eq!(err.status().as_u16(), 422);
+        let err = parse_json::<Body>(b"{\"name\": \"a\", \"slots\": 1} trailing").unwrap_err();
+        assert_eq!(err.status().as_u16(), 400);
+        assert!(parse_json::<Body>(b"{\"name\": \"a\", \"slots\": 1}").is_ok());
+    }
+
+    #[test]
+    fn the_bearer_header_wins_over_the_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; clubpulse_session=fromcookie"),
+        );
+        assert_eq!(session_token(&headers).unwrap().expose(), "fromcookie");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer fromheader"),
+        );
+        assert_eq!(session_token(&headers).unwrap().expose(), "fromheader");
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
+        assert_eq!(session_token(&headers).unwrap().expose(), "fromcookie");
+    }
+}

@@ -1,0 +1,146 @@
+//! Cross-cutting request handling.
+//!
+//! - [`request_context`]: takes the client's `X-Request-ID` (when it is a sane token) or makes one,
+//!   opens the request's span named by its matched route, logs one line per request, logs a 5xx's
+//!   cause once, and echoes the id on the response.
+//! - [`problem_fallback`]: a safety net turning any error response that is not problem+json yet
+//!   (axum's 405, a timeout's 408, a body limit's 413) into one.
+//! - [`security_headers`]: headers every response carries.
+
+use std::time::Instant;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::Response,
+};
+use serde_json::Map;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::error::{InternalCause, PROBLEM_JSON, problem_response};
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id, available to handlers as an extension.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| text.to_owned())
+}
+
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "http.request",
+        http.method = %method,
+        http.route = %route,
+        request_id = %id,
+    );
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let status = response.status();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+            tracing::error!(
+                http.status = status.as_u16(),
+                duration_ms,
+                error = format!("{cause:#}"),
+                "request failed"
+            );
+        } else if status.is_server_error() {
+            tracing::error!(http.status = status.as_u16(), duration_ms, "request failed");
+        } else {
+            tracing::info!(
+                http.status = status.as_u16(),
+                duration_ms,
+                "request handled"
+            );
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    response
+}
+
+pub async fn problem_fallback(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if is_problem {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this resource does not support that method",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the server accepts",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "send the body as JSON"),
+        s if s.is_server_error() => ("internal_error", "the server failed to handle this request"),
+        _ => ("bad_request", "the request could not be handled"),
+    };
+    let mut problem = problem_response(status, code, detail, &[], Map::new());
+    // Keep headers such as `Allow` on a 405.
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(cause) = response.extensions().get::<InternalCause>() {
+        problem.extensions_mut().insert(cause.clone());
+    }
+    problem
+}
+
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    let is_api = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"));
+    if is_api {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

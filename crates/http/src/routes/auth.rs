@@ -1,0 +1,295 @@
+//! Accounts and sessions: register, log in and out, list and end sessions, `me`.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use clubpulse_domain::{DisplayName, Email, Password, Role, Validation};
+use clubpulse_state::{NewSession, SessionRecord, SessionToken};
+use clubpulse_storage::users;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    ApiError, AppState,
+    error::responses::ProblemResponses,
+    extract::{ApiJson, ApiPath, CurrentUser, SESSION_COOKIE, UserAgent},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(logout_all))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(me))
+}
+
+/// An account, as its owner and admins see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    #[schema(value_type = String, example = "member")]
+    pub role: Role,
+    pub banned: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<users::User> for UserView {
+    fn from(u: users::User) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            name: u.name,
+            role: u.role,
+            banned: u.banned_at.is_some(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+    #[schema(example = "Ana García")]
+    pub name: String,
+}
+
+/// Creates a member account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, body = UserView), ProblemResponses))]
+async fn register(
+    State(app): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let mut check = Validation::new();
+    let email = check.check("email", Email::try_from(body.email));
+    let password = check.check("password", Password::try_from(body.password));
+    let name = check.check("name", DisplayName::try_from(body.name.as_str()));
+    let (Some(email), Some(password), Some(name)) = (email, password, name) else {
+        return Err(ApiError::validation(check.into_errors()));
+    };
+    let hash = app
+        .passwords
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(ApiError::internal)?;
+    let user = users::insert(&app.db, &email, &name, &hash, Role::Member).await?;
+    tracing::info!(user.id = %user.id, "account registered");
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The session token: send it as `Authorization: Bearer <token>`. Browsers get it as an
+    /// HttpOnly cookie too. Shown only here.
+    pub token: String,
+    /// When the session ends at the latest (it ends sooner if left idle).
+    pub expires_at: DateTime<Utc>,
+    /// A session unused for this long ends.
+    pub idle_timeout_seconds: u64,
+    pub user: UserView,
+}
+
+/// Logs in; every login makes a new session with a new token.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse,
+        headers(("set-cookie" = String, description = "The session cookie (HttpOnly, SameSite=Lax)"))),
+        ProblemResponses))]
+async fn login(
+    State(app): State<AppState>,
+    UserAgent(user_agent): UserAgent,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Response, ApiError> {
+    let email =
+        Email::try_from(body.email).map_err(|e| ApiError::validation(vec![e.within("email")]))?;
+    if body.password.is_empty() || body.password.len() > 4 * Password::MAX_CHARS {
+        return Err(ApiError::invalid_field(
+            "password",
+            "must be between 1 and 128 characters",
+        ));
+    }
+    let found = users::find_credentials(&app.db, &email).await?;
+    let (user, stored) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let matches = app
+        .passwords
+        .verify(body.password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    let user = match user {
+        Some(user) if matches => user,
+        _ => {
+            tracing::info!("login refused: wrong e-mail or password");
+            return Err(ApiError::unauthenticated("wrong e-mail or password")
+                .with_code("invalid_credentials"));
+        }
+    };
+    if user.banned_at.is_some() {
+        return Err(ApiError::forbidden("this account has been banned").with_code("account_banned"));
+    }
+    let sessions = &app.config.sessions;
+    let token = SessionToken::generate();
+    let session = app
+        .state
+        .sessions
+        .create(
+            &token,
+            NewSession {
+                user_id: user.id,
+                role: user.role,
+                user_agent,
+                idle_timeout: sessions.idle(),
+                absolute_timeout: sessions.absolute(),
+            },
+        )
+        .await?;
+    tracing::info!(user.id = %user.id, session.id = %session.id, "logged in");
+    let cookie = session_cookie(
+        token.expose(),
+        sessions.absolute_seconds,
+        sessions.cookie_secure,
+    );
+    let body = LoginResponse {
+        token: token.expose().to_owned(),
+        expires_at: session.absolute_expires_at,
+        idle_timeout_seconds: sessions.idle_seconds,
+        user: user.into(),
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn clear_cookie(app: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
+    [(
+        header::SET_COOKIE,
+        session_cookie("", 0, app.config.sessions.cookie_secure),
+    )]
+}
+
+/// Ends the current session.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Logged out"), ProblemResponses))]
+async fn logout(State(app): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+    app.state
+        .sessions
+        .revoke_token(&user.session.token_hash)
+        .await?;
+    tracing::info!(user.id = %user.id, session.id = %user.session.id, "logged out");
+    Ok((StatusCode::NO_CONTENT, clear_cookie(&app)).into_response())
+}
+
+/// Ends every session of the current user, on every device.
+#[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Every session ended"), ProblemResponses))]
+async fn logout_all(State(app): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+    let ended = app.state.sessions.revoke_all(user.id).await?;
+    tracing::info!(user.id = %user.id, sessions = ended, "logged out everywhere");
+    Ok((StatusCode::NO_CONTENT, clear_cookie(&app)).into_response())
+}
+
+/// One of my sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    /// When it ends if unused.
+    pub idle_expires_at: DateTime<Utc>,
+    /// When it ends whatever happens.
+    pub expires_at: DateTime<Utc>,
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl SessionView {
+    fn new(s: SessionRecord, current: Uuid) -> Self {
+        Self {
+            current: s.id == current,
+            id: s.id,
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            idle_expires_at: s.idle_expires_at,
+            expires_at: s.absolute_expires_at,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+/// My live sessions, newest first.
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = [SessionView]), ProblemResponses))]
+async fn list_sessions(
+    State(app): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let sessions = app.state.sessions.list_for_user(user.id).await?;
+    Ok(Json(
+        sessions
+            .into_iter()
+            .map(|s| SessionView::new(s, user.session.id))
+            .collect(),
+    ))
+}
+
+/// Ends one of my sessions (another device, say). Another user's session id is 404.
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204, description = "Session ended"), ProblemResponses))]
+async fn end_session(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if app.state.sessions.revoke(user.id, id).await? {
+        tracing::info!(user.id = %user.id, session.id = %id, "session ended");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("session_not_found", "no such session"))
+    }
+}
+
+/// The current user.
+#[utoipa::path(get, path = "/me", tag = "auth",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = UserView), ProblemResponses))]
+async fn me(State(app): State<AppState>, user: CurrentUser) -> Result<Json<UserView>, ApiError> {
+    let found = users::find(&app.db, user.id).await?;
+    found
+        .map(|u| Json(u.into()))
+        .ok_or_else(|| ApiError::unauthenticated("the account no longer exists"))
+}

@@ -1,0 +1,238 @@
+//! Facilities: listed and read by anyone, created, edited and retired by staff.
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use clubpulse_domain::{FacilityInput, FacilityPatch, NewFacility, Sport};
+use clubpulse_storage::facilities::{self, Facility, Filter};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    ApiError, AppState,
+    error::responses::ProblemResponses,
+    extract::{ApiJson, ApiPath, ApiQuery, Staff},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_facilities, create_facility))
+        .routes(routes!(get_facility, update_facility, retire_facility))
+}
+
+/// A facility.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FacilityView {
+    pub id: Uuid,
+    pub club_id: Uuid,
+    pub name: String,
+    #[schema(example = "padel")]
+    pub sport: String,
+    pub description: String,
+    /// Structured facts: `covered`, `lighting`, `surface`, `capacity`, `amenities`…
+    #[schema(value_type = Object, example = json!({"covered": true, "lighting": true, "surface": "synthetic"}))]
+    pub specifications: Value,
+    /// Per weekday, `[open, close]` pairs in the club's local time.
+    #[schema(value_type = Object, example = json!({"mon": [["07:00", "23:00"]], "sun": [["09:00", "14:00"]]}))]
+    pub opening_hours: Value,
+    pub slot_minutes: i32,
+    /// Minutes kept free after each booking.
+    pub buffer_minutes: i32,
+    /// Price of one slot in the currency's minor unit.
+    pub price_cents: i64,
+    #[schema(example = "EUR")]
+    pub currency: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Facility> for FacilityView {
+    fn from(f: Facility) -> Self {
+        Self {
+            id: f.id,
+            club_id: f.club_id,
+            name: f.name,
+            sport: f.sport,
+            description: f.description,
+            specifications: f.specifications,
+            opening_hours: f.opening_hours,
+            slot_minutes: f.slot_minutes,
+            buffer_minutes: f.buffer_minutes,
+            price_cents: f.price_cents,
+            currency: f.currency,
+            created_at: f.created_at,
+            updated_at: f.updated_at,
+        }
+    }
+}
+
+/// The editable fields of a facility. On create, `name` and `sport` are required and the rest
+/// default (opening hours 07:00–23:00 every day, 30-minute slots, no buffer, free, EUR); on update
+/// every field is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FacilityFields {
+    pub name: Option<String>,
+    pub sport: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub specifications: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub opening_hours: Option<Value>,
+    pub slot_minutes: Option<i64>,
+    pub buffer_minutes: Option<i64>,
+    pub price_cents: Option<i64>,
+    pub currency: Option<String>,
+}
+
+impl From<FacilityFields> for FacilityInput {
+    fn from(f: FacilityFields) -> Self {
+        Self {
+            name: f.name,
+            sport: f.sport,
+            description: f.description,
+            specifications: f.specifications,
+            opening_hours: f.opening_hours,
+            slot_minutes: f.slot_minutes,
+            buffer_minutes: f.buffer_minutes,
+            price_cents: f.price_cents,
+            currency: f.currency,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFacility {
+    pub club_id: Uuid,
+    #[serde(flatten)]
+    pub fields: FacilityFields,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only this club's facilities.
+    pub club_id: Option<Uuid>,
+    /// Only this sport.
+    pub sport: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<i64>,
+    /// Rows to skip, 0 to 100000 (default 0).
+    pub offset: Option<i64>,
+}
+
+/// Live facilities, by club, sport and name.
+#[utoipa::path(get, path = "/facilities", tag = "facilities", params(ListQuery),
+    responses((status = 200, body = [FacilityView]), ProblemResponses))]
+async fn list_facilities(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<FacilityView>>, ApiError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 200",
+        ));
+    }
+    let offset = query.offset.unwrap_or(0);
+    if !(0..=100_000).contains(&offset) {
+        return Err(ApiError::invalid_field(
+            "offset",
+            "must be between 0 and 100000",
+        ));
+    }
+    let sport = query
+        .sport
+        .map(|s| {
+            Sport::try_from(s.as_str()).map_err(|e| ApiError::validation(vec![e.within("sport")]))
+        })
+        .transpose()?;
+    let filter = Filter {
+        club_id: query.club_id,
+        sport: sport.map(|s| s.as_str().to_owned()),
+        limit,
+        offset,
+    };
+    let rows = facilities::list(&app.db, &filter).await?;
+    Ok(Json(rows.into_iter().map(Into::into).collect()))
+}
+
+/// One facility.
+#[utoipa::path(get, path = "/facilities/{id}", tag = "facilities",
+    params(("id" = Uuid, Path, description = "Facility id")),
+    responses((status = 200, body = FacilityView), ProblemResponses))]
+async fn get_facility(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<FacilityView>, ApiError> {
+    facilities::find(&app.db, id)
+        .await?
+        .map(|f| Json(f.into()))
+        .ok_or_else(facility_not_found)
+}
+
+fn facility_not_found() -> ApiError {
+    ApiError::not_found("facility_not_found", "no such facility")
+}
+
+/// Creates a facility in a club.
+#[utoipa::path(post, path = "/facilities", tag = "facilities", request_body = CreateFacility,
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 201, body = FacilityView), ProblemResponses))]
+async fn create_facility(
+    State(app): State<AppState>,
+    Staff(staff): Staff,
+    ApiJson(body): ApiJson<CreateFacility>,
+) -> Result<(StatusCode, Json<FacilityView>), ApiError> {
+    let new = NewFacility::parse(body.club_id, body.fields.into()).map_err(ApiError::validation)?;
+    let facility = facilities::insert(&app.db, &new).await?;
+    tracing::info!(staff.id = %staff.id, facility.id = %facility.id, "facility created");
+    Ok((StatusCode::CREATED, Json(facility.into())))
+}
+
+/// Changes some fields of a facility.
+#[utoipa::path(patch, path = "/facilities/{id}", tag = "facilities", request_body = FacilityFields,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Facility id")),
+    responses((status = 200, body = FacilityView), ProblemResponses))]
+async fn update_facility(
+    State(app): State<AppState>,
+    Staff(staff): Staff,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<FacilityFields>,
+) -> Result<Json<FacilityView>, ApiError> {
+    let patch = FacilityPatch::parse(body.into()).map_err(ApiError::validation)?;
+    if patch.is_empty() {
+        return Err(ApiError::invalid_field(
+            "",
+            "name at least one field to change",
+        ));
+    }
+    let facility = facilities::update(&app.db, id, &patch)
+        .await?
+        .ok_or_else(facility_not_found)?;
+    tracing::info!(staff.id = %staff.id, facility.id = %id, "facility updated");
+    Ok(Json(facility.into()))
+}
+
+/// Retires a facility: it is no longer listed or bookable; its history stays.
+#[utoipa::path(delete, path = "/facilities/{id}", tag = "facilities",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Facility id")),
+    responses((status = 204, description = "Retired"), ProblemResponses))]
+async fn retire_facility(
+    State(app): State<AppState>,
+    Staff(staff): Staff,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if facilities::retire(&app.db, id).await? {
+        tracing::info!(staff.id = %staff.id, facility.id = %id, "facility retired");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(facility_not_found())
+    }
+}

@@ -1,0 +1,111 @@
+//! Liveness and readiness.
+
+use std::time::Instant;
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving. Checks nothing else.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// One dependency's state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Check {
+    /// `up` or `down`.
+    pub status: &'static str,
+    /// Which implementation: `postgres`/`embedded-postgres`, `redis`/`in-process`.
+    pub backend: &'static str,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` when every check is up, `unavailable` otherwise.
+    pub status: &'static str,
+    pub database: Check,
+    /// The shared state (sessions): Redis or the in-process twin.
+    pub state: Check,
+}
+
+/// Readiness: whether this instance can serve requests now (database and shared state reachable).
+#[utoipa::path(get, path = "/ready", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let started = Instant::now();
+    let db = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&app.db)
+        .await;
+    let database = check(
+        if app.embedded_db {
+            "embedded-postgres"
+        } else {
+            "postgres"
+        },
+        started,
+        db.map(|_| ()).map_err(|e| e.to_string()),
+    );
+    let started = Instant::now();
+    let state = check(
+        app.state.kind.as_str(),
+        started,
+        app.state.ping().await.map_err(|e| e.to_string()),
+    );
+    let up = database.status == "up" && state.status == "up";
+    let code = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let status = if up { "ready" } else { "unavailable" };
+    (
+        code,
+        Json(Readiness {
+            status,
+            database,
+            state,
+        }),
+    )
+}
+
+fn check(backend: &'static str, started: Instant, result: Result<(), String>) -> Check {
+    let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
+    match result {
+        Ok(()) => Check {
+            status: "up",
+            backend,
+            latency_ms,
+            error: None,
+        },
+        Err(error) => {
+            tracing::warn!(backend, error, "readiness check failed");
+            Check {
+                status: "down",
+                backend,
+                latency_ms,
+                error: Some(error),
+            }
+        }
+    }
+}
