@@ -4,7 +4,7 @@
 //!   opens the request's span named by its matched route, logs one line per request, logs a 5xx's
 //!   cause once, and echoes the id on the response.
 //! - [`problem_fallback`]: a safety net turning any error response that is not problem+json yet
-//!   (axum's 405, a timeout's 408, a body limit's 413) into one.
+//!   (axum's 405, a timeout's 408, a panic's 500) into one. JSON error bodies are left alone.
 //! - [`security_headers`]: headers every response carries.
 
 use std::time::Instant;
@@ -88,11 +88,13 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let is_problem = response
+    // A JSON error body was written on purpose (a problem, or `/ready`'s report); keep it.
+    let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
-    if is_problem {
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"));
+    if is_json {
         return response;
     }
     let (code, detail) = match status {

@@ -4,6 +4,8 @@
 //! Redis addresses come from `CLUBPULSE_TEST_REDIS_URL` and `CLUBPULSE_TEST_REDIS_CLUSTER_URL`, which
 //! `scripts/test` sets after starting the servers. Each test uses its own random key prefix.
 
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
 use std::{sync::Arc, time::Duration};
 
 use clubpulse_domain::Role;

@@ -123,7 +123,7 @@ impl SessionStore for MemorySessionStore {
             .iter()
             .filter_map(|t| inner.live(t, now).map(|r| r.clone()))
             .collect();
-        sessions.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(sessions)
     }
 

@@ -259,7 +259,7 @@ impl SessionStore for RedisSessionStore {
                 .query::<i64>(redis::cmd("HDEL").arg(&index_key).arg(dead))
                 .await?;
         }
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        live.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(live)
     }
 

@@ -1,0 +1,316 @@
+//! `TestApp`: one running server and typed helpers to talk to it.
+
+use std::net::SocketAddr;
+
+use clubpulse_config::{Config, Secret};
+use clubpulse_domain::{DisplayName, Email, Role};
+use clubpulse_http::{App, passwords::Passwords};
+use clubpulse_state::{RedisConn, RedisOptions, StateBackends};
+use clubpulse_storage::database::MIGRATOR;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Which state backend a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Redis,
+    InProcess,
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests through scripts/test, which starts PostgreSQL and Redis")
+    })
+}
+
+/// A fresh, migrated database on the test server; returns its URL.
+pub async fn fresh_database() -> String {
+    let admin_url = env("CLUBPULSE_TEST_DATABASE_URL");
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to the test server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database");
+    admin.close().await.ok();
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("a database URL with a path");
+    let url = format!("{base}/{name}");
+    let pool = PgPool::connect(&url)
+        .await
+        .expect("connect to the test database");
+    MIGRATOR
+        .run(&pool)
+        .await
+        .expect("migrate the test database");
+    pool.close().await;
+    url
+}
+
+/// Everything a test may want to change before the server starts.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub backend: Backend,
+    /// Reuse a database (two instances sharing one); a fresh one otherwise.
+    pub database_url: Option<String>,
+    /// Reuse a Redis key prefix (two instances sharing state); a fresh one otherwise.
+    pub redis_prefix: Option<String>,
+    pub config: Config,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        let mut config = Config::default();
+        config.server.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            backend: Backend::Redis,
+            database_url: None,
+            redis_prefix: None,
+            config,
+        }
+    }
+}
+
+/// A running server with a client, a direct database pool, and its state backends.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: PgPool,
+    pub database_url: String,
+    pub redis_prefix: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(Setup::default()).await
+    }
+
+    pub async fn spawn_in_process() -> Self {
+        Self::spawn_with(Setup {
+            backend: Backend::InProcess,
+            ..Setup::default()
+        })
+        .await
+    }
+
+    pub async fn spawn_with(setup: Setup) -> Self {
+        let database_url = match setup.database_url {
+            Some(url) => url,
+            None => fresh_database().await,
+        };
+        let redis_prefix = setup
+            .redis_prefix
+            .unwrap_or_else(|| format!("test:{}:", Uuid::new_v4().simple()));
+        let mut config = setup.config;
+        config.database.url = Some(Secret::new(database_url.clone()));
+        let state = match setup.backend {
+            Backend::Redis => {
+                let options = RedisOptions::new(
+                    &env("CLUBPULSE_TEST_REDIS_URL"),
+                    false,
+                    redis_prefix.clone(),
+                );
+                StateBackends::redis(
+                    RedisConn::connect(&options)
+                        .await
+                        .expect("connect to Redis"),
+                )
+            }
+            Backend::InProcess => StateBackends::in_process(),
+        };
+        let db = PgPool::connect(&database_url)
+            .await
+            .expect("connect to the test database");
+        let app = App::build(config, db.clone(), state, false)
+            .await
+            .expect("build the app");
+        let addr = app.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client"),
+            db,
+            database_url,
+            redis_prefix,
+            shutdown: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server
+                .await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request with an optional JSON body and Bearer token.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.request(Method::GET, path, None, token).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> reqwest::Response {
+        self.request(Method::POST, path, Some(body), token).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/auth/register",
+            json!({"email": email, "password": password, "name": "Test Member"}),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": password}),
+            None,
+        )
+        .await
+    }
+
+    /// Creates an account with `role` directly in the database and logs it in.
+    pub async fn user(&self, role: Role) -> TestUser {
+        let email = format!("{}-{}@clubpulse.test", role, Uuid::new_v4().simple());
+        let password = "a strong password".to_owned();
+        let hash = Passwords::default()
+            .hash(password.clone())
+            .await
+            .expect("hash");
+        let user = clubpulse_storage::users::insert(
+            &self.db,
+            &Email::try_from(email.as_str()).expect("email"),
+            &DisplayName::try_from("Test User").expect("name"),
+            &hash,
+            role,
+        )
+        .await
+        .expect("insert user");
+        let token = self.token(&email, &password).await;
+        TestUser {
+            id: user.id,
+            email,
+            password,
+            token,
+        }
+    }
+
+    /// Logs in and returns the session token.
+    pub async fn token(&self, email: &str, password: &str) -> String {
+        let response = self.login(email, password).await;
+        assert_eq!(response.status(), StatusCode::OK, "login of {email}");
+        let body: Value = response.json().await.expect("login body");
+        body["token"].as_str().expect("a token").to_owned()
+    }
+
+    /// A club created through the API by a fresh admin.
+    pub async fn club(&self, admin: &TestUser) -> Value {
+        let response = self
+            .post(
+                "/api/v1/clubs",
+                json!({"name": format!("Club {}", Uuid::new_v4().simple()), "timezone": "Europe/Madrid"}),
+                Some(&admin.token),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("club body")
+    }
+
+    /// A raw connection to the test Redis server (no key prefix), to inspect what was stored.
+    pub async fn state_redis(&self) -> RedisConn {
+        let options = RedisOptions::new(&env("CLUBPULSE_TEST_REDIS_URL"), false, "");
+        RedisConn::connect(&options)
+            .await
+            .expect("connect to Redis")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&self.db)
+            .await
+            .expect("count rows")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// An account logged in to a test server.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+/// Asserts a problem+json response with `status` and `code`, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "status; body: {body}");
+    assert_eq!(
+        content_type, "application/problem+json",
+        "content type; body: {body}"
+    );
+    assert_eq!(body["code"], code, "code; body: {body}");
+    assert_eq!(body["status"], status, "status member; body: {body}");
+    for member in ["type", "title", "detail"] {
+        assert!(body[member].is_string(), "{member} missing; body: {body}");
+    }
+    body
+}

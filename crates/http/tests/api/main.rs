@@ -1,0 +1,14 @@
+//! End-to-end tests of the HTTP API: the real server on a free port, against a real PostgreSQL
+//! (a fresh database per test) and a real Redis (a fresh key prefix per test), or the in-process
+//! twin where a test says so. One test binary, one module per area.
+
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+mod helpers;
+
+mod accounts;
+mod admin;
+mod bad_input;
+mod clubs_and_facilities;
+mod instances;
+mod operations;
