@@ -90,7 +90,7 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
-    /// `REDIS_URL` (`redis://host:port/db`, `rediss://` for TLS). Several comma-separated URLs, or
+    /// `REDIS_URL` (`redis://[:password@]host:port/db`). Several comma-separated URLs, or
     /// `cluster = true`, mean Redis Cluster seed nodes.
     pub url: Option<Secret>,
     /// `CLUBPULSE_REDIS_CLUSTER`, default false.

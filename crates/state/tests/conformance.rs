@@ -104,11 +104,11 @@ async fn a_created_session_is_found_by_its_token_and_not_by_another(state: State
     assert_eq!(found.role, Role::Member);
     assert_eq!(found.user_agent.as_deref(), Some("Mozilla/5.0 (iPhone)"));
     assert_eq!(found.token_hash, token.hash());
-    assert!(
-        (found.created_at - created.created_at)
-            .num_milliseconds()
-            .abs()
-            <= 1
+    assert_eq!(found.created_at, created.created_at);
+    assert_eq!(found.absolute_expires_at, created.absolute_expires_at);
+    assert_eq!(
+        created.absolute_expires_at - created.created_at,
+        chrono::Duration::days(1)
     );
     assert!(!is_live(&store, &SessionToken::generate()).await);
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash, trim_user_agent};
+use super::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash, after};
 use crate::StateError;
 
 #[derive(Debug, Default)]
@@ -61,10 +61,6 @@ impl MemorySessionStore {
     }
 }
 
-fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
 #[async_trait]
 impl SessionStore for MemorySessionStore {
     async fn create(
@@ -72,19 +68,7 @@ impl SessionStore for MemorySessionStore {
         token: &SessionToken,
         session: NewSession,
     ) -> Result<SessionRecord, StateError> {
-        let now = Utc::now();
-        let absolute = after(now, session.absolute_timeout);
-        let record = SessionRecord {
-            id: Uuid::new_v4(),
-            token_hash: token.hash(),
-            user_id: session.user_id,
-            role: session.role,
-            user_agent: trim_user_agent(session.user_agent),
-            created_at: now,
-            last_seen_at: now,
-            idle_expires_at: after(now, session.idle_timeout).min(absolute),
-            absolute_expires_at: absolute,
-        };
+        let record = SessionRecord::start(token, session);
         let mut inner = self.lock();
         inner
             .by_user

@@ -123,8 +123,37 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn revoke_all(&self, user_id: Uuid) -> Result<u64, StateError>;
 }
 
+impl SessionRecord {
+    /// The record of a session starting now, to the millisecond (what Redis keeps), with both
+    /// deadlines computed from `session`'s timeouts.
+    pub(crate) fn start(token: &SessionToken, session: NewSession) -> Self {
+        let now = Utc::now();
+        let now = DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
+        let absolute = after(now, session.absolute_timeout);
+        Self {
+            id: Uuid::new_v4(),
+            token_hash: token.hash(),
+            user_id: session.user_id,
+            role: session.role,
+            user_agent: trim_user_agent(session.user_agent),
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: after(now, session.idle_timeout).min(absolute),
+            absolute_expires_at: absolute,
+        }
+    }
+}
+
+/// `now + d`, saturating instead of overflowing on absurd durations.
+pub(crate) fn after(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Cuts a `User-Agent` to what is worth keeping.
-pub(crate) fn trim_user_agent(ua: Option<String>) -> Option<String> {
+fn trim_user_agent(ua: Option<String>) -> Option<String> {
     ua.map(|ua| {
         ua.chars()
             .filter(|c| !c.is_control())

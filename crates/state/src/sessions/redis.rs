@@ -19,7 +19,7 @@ use redis::Script;
 use std::sync::LazyLock;
 use uuid::Uuid;
 
-use super::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash, trim_user_agent};
+use super::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash};
 use crate::{RedisConn, StateError, redis_conn::script};
 
 /// The fields of a session hash, in the order scripts return them.
@@ -160,21 +160,8 @@ impl SessionStore for RedisSessionStore {
         token: &SessionToken,
         session: NewSession,
     ) -> Result<SessionRecord, StateError> {
-        let now = Utc::now();
-        let absolute = now + chrono::Duration::milliseconds(duration_ms(session.absolute_timeout));
-        let idle =
-            (now + chrono::Duration::milliseconds(duration_ms(session.idle_timeout))).min(absolute);
-        let record = SessionRecord {
-            id: Uuid::new_v4(),
-            token_hash: token.hash(),
-            user_id: session.user_id,
-            role: session.role,
-            user_agent: trim_user_agent(session.user_agent),
-            created_at: now,
-            last_seen_at: now,
-            idle_expires_at: idle,
-            absolute_expires_at: absolute,
-        };
+        let absolute_timeout = session.absolute_timeout;
+        let record = SessionRecord::start(token, session);
         let session_key = self.session_key(&record.token_hash);
         self.redis
             .script::<i64>(
@@ -184,10 +171,10 @@ impl SessionStore for RedisSessionStore {
                     .arg(record.user_id.to_string())
                     .arg(record.role.as_str())
                     .arg(record.user_agent.as_deref().unwrap_or(""))
-                    .arg(millis(now))
-                    .arg(millis(now))
-                    .arg(millis(idle))
-                    .arg(millis(absolute)),
+                    .arg(millis(record.created_at))
+                    .arg(millis(record.last_seen_at))
+                    .arg(millis(record.idle_expires_at))
+                    .arg(millis(record.absolute_expires_at)),
             )
             .await?;
         self.redis
@@ -196,7 +183,7 @@ impl SessionStore for RedisSessionStore {
                     .key(self.index_key(record.user_id))
                     .arg(record.id.to_string())
                     .arg(record.token_hash.as_str())
-                    .arg(duration_ms(session.absolute_timeout)),
+                    .arg(duration_ms(absolute_timeout)),
             )
             .await?;
         Ok(record)
