@@ -148,7 +148,7 @@ impl SessionConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
-    /// A `tracing` filter. `CLUBPULSE_LOG`, default `info`.
+    /// A `tracing` filter. `CLUBPULSE_LOG`, default `info,sqlx=warn`.
     pub filter: String,
     /// `json` (one object per line) or `pretty`. `CLUBPULSE_LOG_FORMAT`, default `json`.
     pub format: LogFormat,
@@ -157,7 +157,7 @@ pub struct LogConfig {
 impl Default for LogConfig {
     fn default() -> Self {
         Self {
-            filter: "info".to_owned(),
+            filter: "info,sqlx=warn".to_owned(),
             format: LogFormat::Json,
         }
     }
