@@ -3,7 +3,8 @@
 use anyhow::Context as _;
 use clubpulse_config::{Config, LogConfig, LogFormat};
 use clubpulse_domain::{
-    ClubName, DisplayName, Email, FacilityInput, NewFacility, Password, Role, TimeZone,
+    CancellationPolicy, ClubName, DisplayName, Email, FacilityInput, NewFacility, Password, Role,
+    TimeZone,
 };
 use clubpulse_http::{App, passwords::Passwords};
 use clubpulse_state::{RedisOptions, StateBackends};
@@ -187,7 +188,9 @@ pub async fn seed_demo(config: Config) -> anyhow::Result<()> {
             let found = clubs::find_by_name(&db.pool, &name).await?;
             let club = match found {
                 Some(club) => club,
-                None => clubs::insert(&db.pool, &name, timezone).await?,
+                None => {
+                    clubs::insert(&db.pool, &name, timezone, CancellationPolicy::default()).await?
+                }
             };
             club_ids.push(club.id);
         }

@@ -17,6 +17,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub sessions: SessionConfig,
+    pub booking: BookingConfig,
     pub log: LogConfig,
 }
 
@@ -144,6 +145,53 @@ impl SessionConfig {
     }
 }
 
+/// The booking engine's rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BookingConfig {
+    /// How long a hold protects a slot while the member pays. `CLUBPULSE_HOLD_SECONDS`, default 300.
+    pub hold_seconds: u64,
+    /// Active holds one member may have at once (a weekly series counts once).
+    /// `CLUBPULSE_MAX_ACTIVE_HOLDS`, default 3.
+    pub max_active_holds: u32,
+    /// How far ahead a booking may start. `CLUBPULSE_BOOKING_WINDOW_DAYS`, default 30.
+    pub window_days: u32,
+    /// How soon a booking may start. `CLUBPULSE_MIN_NOTICE_MINUTES`, default 0 (any future slot).
+    pub min_notice_minutes: u32,
+    /// How often the sweeper looks for expired holds. `CLUBPULSE_SWEEP_INTERVAL_MS`, default 1000.
+    pub sweep_interval_ms: u64,
+    /// How long a cached availability day may live without being read again.
+    /// `CLUBPULSE_AVAILABILITY_TTL_SECONDS`, default 600.
+    pub availability_ttl_seconds: u64,
+}
+
+impl Default for BookingConfig {
+    fn default() -> Self {
+        Self {
+            hold_seconds: 300,
+            max_active_holds: 3,
+            window_days: 30,
+            min_notice_minutes: 0,
+            sweep_interval_ms: 1000,
+            availability_ttl_seconds: 600,
+        }
+    }
+}
+
+impl BookingConfig {
+    pub fn hold(&self) -> Duration {
+        Duration::from_secs(self.hold_seconds)
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
+    }
+
+    pub fn availability_ttl(&self) -> Duration {
+        Duration::from_secs(self.availability_ttl_seconds)
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -243,6 +291,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "sessions.absolute_seconds",
     ),
     ("CLUBPULSE_COOKIE_SECURE", "sessions.cookie_secure"),
+    ("CLUBPULSE_HOLD_SECONDS", "booking.hold_seconds"),
+    ("CLUBPULSE_MAX_ACTIVE_HOLDS", "booking.max_active_holds"),
+    ("CLUBPULSE_BOOKING_WINDOW_DAYS", "booking.window_days"),
+    ("CLUBPULSE_MIN_NOTICE_MINUTES", "booking.min_notice_minutes"),
+    ("CLUBPULSE_SWEEP_INTERVAL_MS", "booking.sweep_interval_ms"),
+    ("CLUBPULSE_AVAILABILITY_TTL_SECONDS", "booking.availability_ttl_seconds"),
     ("CLUBPULSE_LOG", "log.filter"),
     ("CLUBPULSE_LOG_FORMAT", "log.format"),
 ];
@@ -309,6 +363,15 @@ impl Config {
             &mut self.sessions.absolute_seconds,
         )?;
         env.flag("CLUBPULSE_COOKIE_SECURE", &mut self.sessions.cookie_secure)?;
+        env.parse("CLUBPULSE_HOLD_SECONDS", &mut self.booking.hold_seconds)?;
+        env.parse("CLUBPULSE_MAX_ACTIVE_HOLDS", &mut self.booking.max_active_holds)?;
+        env.parse("CLUBPULSE_BOOKING_WINDOW_DAYS", &mut self.booking.window_days)?;
+        env.parse("CLUBPULSE_MIN_NOTICE_MINUTES", &mut self.booking.min_notice_minutes)?;
+        env.parse("CLUBPULSE_SWEEP_INTERVAL_MS", &mut self.booking.sweep_interval_ms)?;
+        env.parse(
+            "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
+            &mut self.booking.availability_ttl_seconds,
+        )?;
         env.string("CLUBPULSE_LOG", |v| self.log.filter = v);
         if let Some(value) = env.get("CLUBPULSE_LOG_FORMAT") {
             self.log.format = match value.as_str() {
@@ -331,6 +394,20 @@ impl Config {
                 "CLUBPULSE_SESSION_IDLE_SECONDS",
                 self.sessions.idle_seconds.to_string(),
                 "session lifetimes must be positive",
+            ));
+        }
+        if self.booking.hold_seconds == 0 || self.booking.max_active_holds == 0 {
+            return Err(bad(
+                "CLUBPULSE_HOLD_SECONDS",
+                self.booking.hold_seconds.to_string(),
+                "holds need a positive duration and a positive limit (CLUBPULSE_MAX_ACTIVE_HOLDS)",
+            ));
+        }
+        if self.booking.window_days == 0 || self.booking.sweep_interval_ms == 0 {
+            return Err(bad(
+                "CLUBPULSE_BOOKING_WINDOW_DAYS",
+                self.booking.window_days.to_string(),
+                "the booking window and the sweep interval must be positive",
             ));
         }
         if self.database.max_connections == 0 {

@@ -9,19 +9,28 @@
 //! - [`club`]: [`ClubName`], [`TimeZone`].
 //! - [`facility`]: facility fields ([`OpeningHours`], [`SlotMinutes`], [`Specifications`], …) and the
 //!   [`NewFacility`] / [`FacilityPatch`] inputs built from them.
+//! - [`booking`]: booking statuses, timing rules, counts and the cancellation policy.
 //! - [`time`]: [`TimeRange`], the half-open `[start, end)` interval every booking is made of.
+//! - [`grid`]: [`Grid`], a facility's slots per local date in UTC, correct across DST changes;
+//!   [`Slot`], [`Fit`], [`weekly`] repetition and [`local_weekday_hour`].
 
+pub mod booking;
 pub mod club;
 pub mod facility;
+pub mod grid;
 pub mod time;
 pub mod user;
 pub mod validation;
 
+pub use booking::{
+    BookingEvent, BookingEventKind, BookingStatus, BookingWindow, CancellationPolicy, Capacity, Spots, TimingError, Weeks,
+};
 pub use club::{ClubName, TimeZone};
 pub use facility::{
     BufferMinutes, Currency, FacilityInput, FacilityName, FacilityPatch, NewFacility, OpeningHours,
     PriceCents, SlotMinutes, Specifications, Sport,
 };
+pub use grid::{Fit, Grid, GridError, OccurrenceError, Slot, local_weekday_hour, weekly};
 pub use time::TimeRange;
 pub use user::{DisplayName, Email, Password, Role};
 pub use validation::{FieldError, Validation};

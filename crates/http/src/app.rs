@@ -10,7 +10,16 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 
-use crate::{ApiError, middleware, passwords::Passwords, routes};
+use crate::{ApiError, engine::events::Events, middleware, passwords::Passwords, routes};
+
+/// Stops a background task when the server it serves stops, however that happens.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -19,6 +28,8 @@ pub struct AppState {
     pub state: StateBackends,
     pub config: Arc<Config>,
     pub passwords: Passwords,
+    /// Booking events, published after each commit.
+    pub events: Events,
     /// Whether the database is the embedded cluster (reported by `/ready`).
     pub embedded_db: bool,
 }
@@ -29,6 +40,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     grace: Duration,
+    state: AppState,
 }
 
 impl App {
@@ -48,13 +60,20 @@ impl App {
             state,
             config: Arc::new(config),
             passwords: Passwords::default(),
+            events: Events::default(),
             embedded_db,
         };
         Ok(Self {
             listener,
-            router: router(state),
+            router: router(state.clone()),
             grace,
+            state,
         })
+    }
+
+    /// The state handlers see (for tests and for background work started beside the server).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -65,11 +84,12 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests up to
-    /// the configured grace period to finish.
+    /// the configured grace period to finish. The hold sweeper runs alongside and stops with it.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let _sweeper = AbortOnDrop(crate::engine::sweeper::spawn(self.state.clone()));
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
             self.listener,

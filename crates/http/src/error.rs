@@ -153,6 +153,16 @@ impl ApiError {
         self
     }
 
+    /// The code, the detail and the `alternatives` member (null when absent), for answers that embed
+    /// a refusal inside a larger document (one occurrence of a weekly series, say).
+    pub fn describe(&self) -> (&'static str, String, Value) {
+        (
+            self.code,
+            self.detail.clone(),
+            self.extra.get("alternatives").cloned().unwrap_or(Value::Null),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }

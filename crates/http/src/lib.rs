@@ -5,6 +5,8 @@
 //!
 //! - [`app`]: [`App::build`] binds a listener and assembles the router; [`App::run_until_stopped`]
 //!   serves until a shutdown signal, then drains in-flight requests.
+//! - [`engine`]: the booking engine around the database: availability, alternatives, the event bus
+//!   and the hold sweeper.
 //! - [`error`]: [`ApiError`], the one error type, rendered as RFC 9457 problem+json.
 //! - [`extract`]: request extractors: JSON/query/path with problem+json rejections, and
 //!   authentication ([`extract::CurrentUser`], [`extract::Staff`], [`extract::Admin`]).
@@ -13,6 +15,7 @@
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
 
 pub mod app;
+pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod middleware;

@@ -9,12 +9,24 @@
 //!
 //! - [`redis_conn`]: the Redis connection, single node or cluster, and key naming.
 //! - [`sessions`]: login sessions ([`SessionStore`]), keyed by the hash of an opaque token.
+//! - [`availability`]: per-facility, per-local-day slot bitmaps ([`AvailabilityCache`]), a cache of
+//!   PostgreSQL kept coherent by a per-day generation counter.
+//! - [`popularity`]: confirmed-booking counts per facility, local weekday and hour
+//!   ([`PopularTimes`]).
+//! - [`holds`]: a mirror of active holds with their expiry ([`HoldMirror`]), for fast reads only;
+//!   PostgreSQL stays the authority.
 
+pub mod availability;
+pub mod holds;
+pub mod popularity;
 pub mod redis_conn;
 pub mod sessions;
 
 use std::sync::Arc;
 
+pub use availability::{AvailabilityCache, Cached, DayBits, DayKey};
+pub use holds::HoldMirror;
+pub use popularity::{PopularSlot, PopularTimes};
 pub use redis_conn::{RedisConn, RedisOptions};
 pub use sessions::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash};
 
@@ -43,11 +55,19 @@ impl BackendKind {
     }
 }
 
-/// Every state part, behind its trait.
+/// Every state part, behind its trait: all Redis-backed ([`StateBackends::redis`]) or all
+/// in-process twins ([`StateBackends::in_process`]), never a mix. Cloning shares the parts.
 #[derive(Clone)]
 pub struct StateBackends {
     pub kind: BackendKind,
+    /// Login sessions.
     pub sessions: Arc<dyn SessionStore>,
+    /// The slot-bitmap cache of availability reads.
+    pub availability: Arc<dyn AvailabilityCache>,
+    /// Popular-times counts.
+    pub popularity: Arc<dyn PopularTimes>,
+    /// The mirror of active holds.
+    pub holds: Arc<dyn HoldMirror>,
     redis: Option<RedisConn>,
 }
 
@@ -71,18 +91,26 @@ impl StateBackends {
         }
     }
 
+    /// Every part on Redis, sharing `conn`.
     pub fn redis(conn: RedisConn) -> Self {
         Self {
             kind: BackendKind::Redis,
             sessions: Arc::new(sessions::RedisSessionStore::new(conn.clone())),
+            availability: Arc::new(availability::RedisAvailabilityCache::new(conn.clone())),
+            popularity: Arc::new(popularity::RedisPopularTimes::new(conn.clone())),
+            holds: Arc::new(holds::RedisHoldMirror::new(conn.clone())),
             redis: Some(conn),
         }
     }
 
+    /// Every part in this process, for a single instance without Redis.
     pub fn in_process() -> Self {
         Self {
             kind: BackendKind::InProcess,
             sessions: Arc::new(sessions::MemorySessionStore::default()),
+            availability: Arc::new(availability::MemoryAvailabilityCache::default()),
+            popularity: Arc::new(popularity::MemoryPopularTimes::default()),
+            holds: Arc::new(holds::MemoryHoldMirror::default()),
             redis: None,
         }
     }

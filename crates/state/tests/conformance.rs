@@ -6,11 +6,19 @@
 
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
+use chrono::{NaiveDate, Utc};
 use clubpulse_domain::Role;
 use clubpulse_state::{
-    NewSession, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends,
+    AvailabilityCache, Cached, DayBits, DayKey, NewSession, PopularSlot, RedisConn, RedisOptions,
+    SessionStore, SessionToken, StateBackends,
 };
 use uuid::Uuid;
 
@@ -60,6 +68,19 @@ conformance!(
     sessions_are_listed_newest_first_without_dead_ones,
     concurrent_logins_and_revoke_all_leave_no_unlisted_live_session,
     the_backend_answers_a_ping,
+    a_stored_day_is_a_hit_with_the_same_bits,
+    a_day_never_stored_is_a_miss_at_generation_zero,
+    invalidating_turns_a_hit_into_a_miss_with_a_higher_generation,
+    a_store_under_an_outdated_generation_is_refused,
+    a_closed_day_round_trips_as_a_hit_with_empty_bitmaps,
+    many_days_are_answered_in_order,
+    a_stored_day_expires_with_its_ttl,
+    concurrent_invalidations_and_stores_never_leave_a_stale_hit,
+    popular_times_rank_busiest_first_then_by_weekday_and_hour,
+    popular_times_scores_answer_every_facility_in_order,
+    a_mirrored_hold_is_found_until_removed,
+    a_mirrored_hold_expires_at_its_expiry,
+    a_hold_mirrored_with_a_past_expiry_stores_nothing,
 );
 
 fn new_session(user_id: Uuid, idle: Duration, absolute: Duration) -> NewSession {
@@ -313,4 +334,451 @@ async fn concurrent_logins_and_revoke_all_leave_no_unlisted_live_session(state: 
 
 async fn the_backend_answers_a_ping(state: StateBackends) {
     state.ping().await.unwrap();
+}
+
+// --- Availability cache ---
+
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+fn day(facility_id: Uuid, day_of_month: u32) -> DayKey {
+    DayKey::new(
+        facility_id,
+        NaiveDate::from_ymd_opt(2025, 3, day_of_month).unwrap(),
+    )
+}
+
+/// Bitmaps of 48 half-hour slots with a few held and booked ones picked by `seed`.
+fn sample_bits(seed: u32) -> DayBits {
+    let mut bits = DayBits::with_len(48);
+    bits.set_held(seed % 48);
+    bits.set_booked((seed + 7) % 48);
+    bits.set_booked(47);
+    bits
+}
+
+async fn get_one(cache: &Arc<dyn AvailabilityCache>, key: DayKey) -> Cached {
+    let mut answers = cache.get_days(&[key]).await.unwrap();
+    assert_eq!(answers.len(), 1);
+    answers.pop().unwrap()
+}
+
+async fn generation_of(cache: &Arc<dyn AvailabilityCache>, key: DayKey) -> u64 {
+    match get_one(cache, key).await {
+        Cached::Miss { generation } => generation,
+        Cached::Hit(_) => panic!("expected a miss"),
+    }
+}
+
+async fn a_stored_day_is_a_hit_with_the_same_bits(state: StateBackends) {
+    let cache = state.availability;
+    let key = day(Uuid::new_v4(), 14);
+    let bits = sample_bits(5);
+    assert!(bits.is_held(5) && bits.is_booked(12) && bits.is_booked(47));
+
+    assert!(cache.store_day(&key, 0, &bits, CACHE_TTL).await.unwrap());
+
+    assert_eq!(get_one(&cache, key).await, Cached::Hit(bits.clone()));
+    let other_day = day(key.facility_id, 15);
+    assert_eq!(
+        get_one(&cache, other_day).await,
+        Cached::Miss { generation: 0 }
+    );
+}
+
+async fn a_day_never_stored_is_a_miss_at_generation_zero(state: StateBackends) {
+    let cache = state.availability;
+    assert_eq!(
+        get_one(&cache, day(Uuid::new_v4(), 1)).await,
+        Cached::Miss { generation: 0 }
+    );
+    assert!(cache.get_days(&[]).await.unwrap().is_empty());
+}
+
+async fn invalidating_turns_a_hit_into_a_miss_with_a_higher_generation(state: StateBackends) {
+    let cache = state.availability;
+    let key = day(Uuid::new_v4(), 14);
+    assert!(
+        cache
+            .store_day(&key, 0, &sample_bits(1), CACHE_TTL)
+            .await
+            .unwrap()
+    );
+
+    cache.invalidate(&[key]).await.unwrap();
+
+    let first = generation_of(&cache, key).await;
+    assert!(first > 0);
+    cache.invalidate(&[key]).await.unwrap();
+    let second = generation_of(&cache, key).await;
+    assert!(second > first);
+
+    // Refilling under the current generation works again.
+    let fresh = sample_bits(2);
+    assert!(
+        cache
+            .store_day(&key, second, &fresh, CACHE_TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(get_one(&cache, key).await, Cached::Hit(fresh));
+    cache.invalidate(&[]).await.unwrap();
+}
+
+async fn a_store_under_an_outdated_generation_is_refused(state: StateBackends) {
+    let cache = state.availability;
+    let key = day(Uuid::new_v4(), 14);
+    // A reader reads generation 0, then a booking commits and invalidates before it stores.
+    let read = generation_of(&cache, key).await;
+    cache.invalidate(&[key]).await.unwrap();
+
+    assert!(
+        !cache
+            .store_day(&key, read, &sample_bits(3), CACHE_TTL)
+            .await
+            .unwrap()
+    );
+
+    let current = generation_of(&cache, key).await;
+    assert_ne!(current, read);
+    assert!(
+        !cache
+            .store_day(&key, current + 1, &sample_bits(3), CACHE_TTL)
+            .await
+            .unwrap(),
+        "a generation from the future is refused too"
+    );
+    assert_eq!(generation_of(&cache, key).await, current);
+}
+
+async fn a_closed_day_round_trips_as_a_hit_with_empty_bitmaps(state: StateBackends) {
+    let cache = state.availability;
+    let key = day(Uuid::new_v4(), 25);
+    let closed = DayBits::with_len(0);
+    assert_eq!(closed, DayBits::default());
+
+    assert!(cache.store_day(&key, 0, &closed, CACHE_TTL).await.unwrap());
+
+    match get_one(&cache, key).await {
+        Cached::Hit(bits) => {
+            assert!(bits.held.is_empty());
+            assert!(bits.booked.is_empty());
+        }
+        miss => panic!("a closed day was not cached: {miss:?}"),
+    }
+}
+
+async fn many_days_are_answered_in_order(state: StateBackends) {
+    let cache = state.availability;
+    let facilities: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
+    let mut keys = Vec::new();
+    let mut expected = Vec::new();
+    for (f, &facility) in facilities.iter().enumerate() {
+        for d in 1..=4u32 {
+            let key = day(facility, d);
+            let seed = u32::try_from(f).unwrap() * 10 + d;
+            match (f + d as usize) % 3 {
+                0 => expected.push(Cached::Miss { generation: 0 }),
+                1 => {
+                    assert!(
+                        cache
+                            .store_day(&key, 0, &sample_bits(seed), CACHE_TTL)
+                            .await
+                            .unwrap()
+                    );
+                    expected.push(Cached::Hit(sample_bits(seed)));
+                }
+                _ => {
+                    assert!(
+                        cache
+                            .store_day(&key, 0, &sample_bits(seed), CACHE_TTL)
+                            .await
+                            .unwrap()
+                    );
+                    cache.invalidate(&[key]).await.unwrap();
+                    expected.push(Cached::Miss {
+                        generation: generation_of(&cache, key).await,
+                    });
+                }
+            }
+            keys.push(key);
+        }
+    }
+
+    let answers = cache.get_days(&keys).await.unwrap();
+
+    assert_eq!(answers, expected);
+    let mut reversed_keys = keys.clone();
+    reversed_keys.reverse();
+    let mut reversed = cache.get_days(&reversed_keys).await.unwrap();
+    reversed.reverse();
+    assert_eq!(reversed, expected);
+
+    // Invalidating several days at once reaches every one of them.
+    cache.invalidate(&keys).await.unwrap();
+    let after = cache.get_days(&keys).await.unwrap();
+    for (answer, before) in after.iter().zip(&expected) {
+        match (answer, before) {
+            (Cached::Miss { generation }, Cached::Miss { generation: old }) => {
+                assert!(generation > old);
+            }
+            (Cached::Miss { generation }, Cached::Hit(_)) => assert!(*generation > 0),
+            (hit, _) => panic!("an invalidated day is still served: {hit:?}"),
+        }
+    }
+}
+
+async fn a_stored_day_expires_with_its_ttl(state: StateBackends) {
+    let cache = state.availability;
+    let key = day(Uuid::new_v4(), 14);
+    cache.invalidate(&[key]).await.unwrap();
+    let generation = generation_of(&cache, key).await;
+    assert!(
+        cache
+            .store_day(
+                &key,
+                generation,
+                &sample_bits(4),
+                Duration::from_millis(300)
+            )
+            .await
+            .unwrap()
+    );
+    assert!(matches!(get_one(&cache, key).await, Cached::Hit(_)));
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+
+    assert_eq!(get_one(&cache, key).await, Cached::Miss { generation });
+    assert!(
+        !cache
+            .store_day(&key, generation, &sample_bits(4), Duration::ZERO)
+            .await
+            .unwrap(),
+        "a zero TTL stores nothing"
+    );
+}
+
+/// A deterministic pause of 0 to 1.2 ms, to spread concurrent tasks over time.
+async fn jitter(a: u32, b: u32) {
+    let steps = (a.wrapping_mul(7).wrapping_add(b.wrapping_mul(13))) % 5;
+    if steps == 0 {
+        tokio::task::yield_now().await;
+    } else {
+        tokio::time::sleep(Duration::from_micros(u64::from(steps) * 300)).await;
+    }
+}
+
+/// Writers bump a "database" version and then invalidate; readers keep refilling missed days
+/// following the protocol (generation, then database, then store) until the writers are done. A
+/// reader whose database read straddles the last write must be refused, so afterwards a hit may only
+/// show the last version, and the final invalidation leaves nothing to serve. The race is run a few
+/// times on fresh days, since its interleaving differs each time.
+async fn concurrent_invalidations_and_stores_never_leave_a_stale_hit(state: StateBackends) {
+    for _ in 0..5 {
+        let facility = Uuid::new_v4();
+        race_invalidations_and_stores(&state.availability, [day(facility, 10), day(facility, 11)])
+            .await;
+    }
+}
+
+async fn race_invalidations_and_stores(cache: &Arc<dyn AvailabilityCache>, keys: [DayKey; 2]) {
+    const WRITERS: u32 = 10;
+    const READERS: u32 = 40;
+    let database = Arc::new(AtomicU64::new(0));
+    let writers_left = Arc::new(AtomicU64::new(u64::from(WRITERS)));
+    let version_bits = |version: u64| DayBits {
+        held: version.to_be_bytes().to_vec(),
+        booked: Vec::new(),
+    };
+
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let (cache, database, writers_left) =
+            (cache.clone(), database.clone(), writers_left.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..5 {
+                jitter(w, round).await;
+                database.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                cache.invalidate(&keys).await.unwrap();
+            }
+            writers_left.fetch_sub(1, Ordering::SeqCst);
+        }));
+    }
+    for r in 0..READERS {
+        let (cache, database, writers_left) =
+            (cache.clone(), database.clone(), writers_left.clone());
+        tasks.push(tokio::spawn(async move {
+            let key = keys[(r % 2) as usize];
+            let mut round = 0;
+            while writers_left.load(Ordering::SeqCst) > 0 {
+                round += 1;
+                if let Cached::Miss { generation } = get_one(&cache, key).await {
+                    jitter(r, round).await;
+                    let version = database.load(Ordering::SeqCst);
+                    // Readers are slower than writers, so some are always mid-refill.
+                    jitter(round, r).await;
+                    jitter(r, round + 1).await;
+                    jitter(round + 2, r).await;
+                    cache
+                        .store_day(&key, generation, &version_bits(version), CACHE_TTL)
+                        .await
+                        .unwrap();
+                } else {
+                    jitter(r, round).await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let last = database.load(Ordering::SeqCst);
+    assert_eq!(last, u64::from(WRITERS) * 5);
+    for answer in cache.get_days(&keys).await.unwrap() {
+        if let Cached::Hit(bits) = answer {
+            assert_eq!(bits, version_bits(last), "a stale day is served");
+        }
+    }
+    cache.invalidate(&keys).await.unwrap();
+    for answer in cache.get_days(&keys).await.unwrap() {
+        assert!(
+            matches!(answer, Cached::Miss { .. }),
+            "a day is served after its last invalidation: {answer:?}"
+        );
+    }
+}
+
+// --- Popular times ---
+
+fn slot(weekday: u8, hour: u8, count: u64) -> PopularSlot {
+    PopularSlot {
+        weekday,
+        hour,
+        count,
+    }
+}
+
+async fn popular_times_rank_busiest_first_then_by_weekday_and_hour(state: StateBackends) {
+    let popularity = state.popularity;
+    let (court, pool) = (Uuid::new_v4(), Uuid::new_v4());
+    for (weekday, hour, times) in [(2, 19, 3), (5, 9, 3), (6, 23, 1), (0, 7, 5), (2, 9, 3)] {
+        for _ in 0..times {
+            popularity.record(court, weekday, hour).await.unwrap();
+        }
+    }
+    popularity.record(pool, 4, 12).await.unwrap();
+    popularity.record(court, 7, 12).await.unwrap(); // Not a weekday: ignored.
+    popularity.record(court, 1, 24).await.unwrap(); // Not an hour: ignored.
+
+    assert_eq!(
+        popularity.top(court, 3).await.unwrap(),
+        vec![slot(0, 7, 5), slot(2, 9, 3), slot(2, 19, 3)]
+    );
+    assert_eq!(
+        popularity.top(court, 100).await.unwrap(),
+        vec![
+            slot(0, 7, 5),
+            slot(2, 9, 3),
+            slot(2, 19, 3),
+            slot(5, 9, 3),
+            slot(6, 23, 1)
+        ]
+    );
+    assert!(popularity.top(court, 0).await.unwrap().is_empty());
+    assert_eq!(
+        popularity.top(pool, 10).await.unwrap(),
+        vec![slot(4, 12, 1)]
+    );
+    assert!(popularity.top(Uuid::new_v4(), 10).await.unwrap().is_empty());
+}
+
+async fn popular_times_scores_answer_every_facility_in_order(state: StateBackends) {
+    let popularity = state.popularity;
+    let facilities: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    for (i, &facility) in facilities.iter().enumerate() {
+        for _ in 0..i {
+            popularity.record(facility, 3, 18).await.unwrap();
+        }
+        popularity.record(facility, 3, 19).await.unwrap();
+    }
+    let unknown = Uuid::new_v4();
+    let mut asked = facilities.clone();
+    asked.insert(2, unknown);
+    asked.push(facilities[4]);
+
+    let scores = popularity.scores(&asked, 3, 18).await.unwrap();
+
+    assert_eq!(scores, vec![0, 1, 0, 2, 3, 4, 5, 4]);
+    assert_eq!(
+        popularity.scores(&asked, 3, 19).await.unwrap(),
+        vec![1, 1, 0, 1, 1, 1, 1, 1]
+    );
+    assert_eq!(popularity.scores(&[unknown], 0, 0).await.unwrap(), vec![0]);
+    assert!(popularity.scores(&[], 3, 18).await.unwrap().is_empty());
+}
+
+// --- Hold mirror ---
+
+async fn a_mirrored_hold_is_found_until_removed(state: StateBackends) {
+    let holds = state.holds;
+    let (booking, other, facility) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let expires_at = Utc::now() + chrono::Duration::minutes(10);
+
+    holds.put(booking, facility, expires_at).await.unwrap();
+    holds.put(other, facility, expires_at).await.unwrap();
+
+    assert_eq!(holds.get(booking).await.unwrap(), Some(facility));
+    assert_eq!(holds.get(Uuid::new_v4()).await.unwrap(), None);
+
+    holds.remove(booking).await.unwrap();
+
+    assert_eq!(holds.get(booking).await.unwrap(), None);
+    assert_eq!(holds.get(other).await.unwrap(), Some(facility));
+    holds.remove(booking).await.unwrap();
+}
+
+async fn a_mirrored_hold_expires_at_its_expiry(state: StateBackends) {
+    let holds = state.holds;
+    let (booking, facility) = (Uuid::new_v4(), Uuid::new_v4());
+
+    holds
+        .put(
+            booking,
+            facility,
+            Utc::now() + chrono::Duration::milliseconds(300),
+        )
+        .await
+        .unwrap();
+    assert_eq!(holds.get(booking).await.unwrap(), Some(facility));
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+
+    assert_eq!(holds.get(booking).await.unwrap(), None);
+}
+
+async fn a_hold_mirrored_with_a_past_expiry_stores_nothing(state: StateBackends) {
+    let holds = state.holds;
+    let (booking, facility) = (Uuid::new_v4(), Uuid::new_v4());
+
+    holds
+        .put(booking, facility, Utc::now() - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(holds.get(booking).await.unwrap(), None);
+
+    // A later put with a past expiry also ends an earlier mirror of the same hold.
+    holds
+        .put(
+            booking,
+            facility,
+            Utc::now() + chrono::Duration::minutes(10),
+        )
+        .await
+        .unwrap();
+    holds
+        .put(booking, facility, Utc::now() - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(holds.get(booking).await.unwrap(), None);
 }

@@ -73,6 +73,24 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Facility>>
     .await?)
 }
 
+/// A facility whether live or retired (bookings keep pointing at retired ones).
+pub async fn find_any(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Facility>> {
+    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await?)
+}
+
+/// Live facilities by id, in one query.
+pub async fn find_many(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Facility>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM facilities WHERE id = ANY($1) AND retired_at IS NULL ORDER BY id"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?)
+}
+
 /// Live facilities, by club, sport and name.
 pub async fn list(db: impl PgExecutor<'_>, filter: &Filter) -> Result<Vec<Facility>> {
     let mut query = QueryBuilder::new(format!(

@@ -8,8 +8,11 @@
 //!
 //! - [`database`]: the pool, migrations, and the choice between `DATABASE_URL` and the embedded cluster.
 //! - [`embedded`]: runs a private PostgreSQL cluster from the machine's binaries.
-//! - [`users`], [`clubs`], [`facilities`]: one repository module per table.
+//! - [`users`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
+//!   table (enrolments live with their classes).
 
+pub mod bookings;
+pub mod classes;
 pub mod clubs;
 pub mod database;
 pub mod embedded;

@@ -2,7 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use clubpulse_domain::{ClubName, TimeZone, Validation};
+use clubpulse_domain::{CancellationPolicy, ClubName, TimeZone, Validation};
 use clubpulse_storage::clubs::{self, Club};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -28,6 +28,10 @@ pub struct ClubView {
     /// IANA time zone; slot grids and opening hours are in this zone.
     #[schema(example = "Europe/Madrid")]
     pub timezone: String,
+    /// Cancelling at least this many minutes before the start is free.
+    pub free_cancellation_minutes: i32,
+    /// A later cancellation records this percentage of the price as a fee.
+    pub late_cancellation_fee_percent: i32,
     pub created_at: DateTime<Utc>,
 }
 
@@ -37,6 +41,8 @@ impl From<Club> for ClubView {
             id: c.id,
             name: c.name,
             timezone: c.timezone,
+            free_cancellation_minutes: c.free_cancellation_minutes,
+            late_cancellation_fee_percent: c.late_cancellation_fee_percent,
             created_at: c.created_at,
         }
     }
@@ -49,6 +55,10 @@ pub struct CreateClub {
     pub name: String,
     #[schema(example = "Europe/Madrid")]
     pub timezone: String,
+    /// Default 1440 (24 hours), at most 43200.
+    pub free_cancellation_minutes: Option<i64>,
+    /// Default 50, from 0 to 100.
+    pub late_cancellation_fee_percent: Option<i64>,
 }
 
 /// Creates a club.
@@ -63,10 +73,19 @@ async fn create_club(
     let mut check = Validation::new();
     let name = check.check("name", ClubName::try_from(body.name.as_str()));
     let timezone = check.check("timezone", TimeZone::try_from(body.timezone.as_str()));
-    let (Some(name), Some(timezone)) = (name, timezone) else {
+    let defaults = CancellationPolicy::default();
+    let policy = CancellationPolicy::new(
+        body.free_cancellation_minutes
+            .unwrap_or(i64::from(defaults.free_minutes)),
+        body.late_cancellation_fee_percent
+            .unwrap_or(i64::from(defaults.fee_percent)),
+    )
+    .map_err(|errors| errors.into_iter().for_each(|e| check.push(e)))
+    .ok();
+    let (Some(name), Some(timezone), Some(policy)) = (name, timezone, policy) else {
         return Err(ApiError::validation(check.into_errors()));
     };
-    let club = clubs::insert(&app.db, &name, timezone).await?;
+    let club = clubs::insert(&app.db, &name, timezone, policy).await?;
     tracing::info!(admin.id = %admin.id, club.id = %club.id, "club created");
     Ok((StatusCode::CREATED, Json(club.into())))
 }

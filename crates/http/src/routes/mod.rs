@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod bookings;
+pub mod classes;
 pub mod clubs;
 pub mod facilities;
 pub mod health;
@@ -30,6 +32,8 @@ use crate::AppState;
         (name = "admin", description = "Administration"),
         (name = "clubs", description = "Clubs"),
         (name = "facilities", description = "Facilities"),
+        (name = "bookings", description = "Holds, bookings, availability and popular times"),
+        (name = "classes", description = "Classes and enrolments"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -62,7 +66,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(auth::router())
                 .merge(admin::router())
                 .merge(clubs::router())
-                .merge(facilities::router()),
+                .merge(facilities::router())
+                .merge(bookings::router())
+                .merge(classes::router()),
         )
         .merge(health::router())
         .split_for_parts()

@@ -1,0 +1,225 @@
+//! Classes: staff schedule them on a facility; members enrol for one or more places.
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use clubpulse_domain::{BookingEventKind, Capacity, Spots, Validation};
+use clubpulse_storage::{
+    StorageError,
+    classes::{self, Class, CreateClassError, EnrollError, Enrollment, NewClass},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    ApiError, AppState,
+    engine,
+    error::responses::ProblemResponses,
+    extract::{ApiJson, ApiPath, ApiQuery, CurrentUser, Staff},
+    routes::bookings::{check_rules_for_class, instant_range},
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_class, list_classes))
+        .routes(routes!(get_class))
+        .routes(routes!(enroll))
+        .routes(routes!(cancel_enrollment))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClassView {
+    pub id: Uuid,
+    pub facility_id: Uuid,
+    pub title: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub capacity: i32,
+    pub spots_taken: i32,
+    pub spots_left: i32,
+}
+
+impl From<Class> for ClassView {
+    fn from(c: Class) -> Self {
+        Self {
+            spots_left: c.capacity - c.spots_taken,
+            id: c.id,
+            facility_id: c.facility_id,
+            title: c.title,
+            start: c.start,
+            end: c.end,
+            capacity: c.capacity,
+            spots_taken: c.spots_taken,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnrollmentView {
+    pub id: Uuid,
+    pub class_id: Uuid,
+    pub user_id: Uuid,
+    pub spots: i32,
+    #[schema(example = "active")]
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl From<Enrollment> for EnrollmentView {
+    fn from(e: Enrollment) -> Self {
+        Self {
+            id: e.id,
+            class_id: e.class_id,
+            user_id: e.user_id,
+            spots: e.spots,
+            status: e.status,
+            created_at: e.created_at,
+            cancelled_at: e.cancelled_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClass {
+    pub facility_id: Uuid,
+    pub title: String,
+    pub start: String,
+    pub end: String,
+    /// 1 to 10000 places.
+    pub capacity: i64,
+}
+
+/// Schedules a class; it occupies the facility like a confirmed booking.
+#[utoipa::path(post, path = "/classes", tag = "classes", request_body = CreateClass,
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 201, body = ClassView), ProblemResponses))]
+async fn create_class(
+    State(app): State<AppState>,
+    Staff(staff): Staff,
+    ApiJson(body): ApiJson<CreateClass>,
+) -> Result<(StatusCode, Json<ClassView>), ApiError> {
+    let mut check = Validation::new();
+    let title = check.check("title", clubpulse_domain::FacilityName::try_from(body.title.as_str()));
+    let capacity = check.check("capacity", Capacity::try_from(body.capacity));
+    let (Some(title), Some(capacity)) = (title, capacity) else {
+        return Err(ApiError::validation(check.into_errors()));
+    };
+    let range = instant_range(&body.start, &body.end)?;
+    let ctx = engine::load(&app.db, body.facility_id).await?;
+    check_rules_for_class(&ctx, &range)?;
+    let new = NewClass {
+        facility_id: ctx.facility.id,
+        title: title.as_str().to_owned(),
+        range,
+        capacity: i32::from(capacity.get()),
+        buffer_minutes: ctx.facility.buffer_minutes,
+        created_by: staff.id,
+        currency: ctx.facility.currency.clone(),
+    };
+    let mut tx = app.db.begin().await.map_err(StorageError::from)?;
+    let class = classes::create(&mut tx, &new).await.map_err(|e| match e {
+        CreateClassError::SlotUnavailable => {
+            ApiError::conflict("slot_unavailable", "the facility is already booked at that time")
+        }
+        CreateClassError::Storage(err) => err.into(),
+    })?;
+    tx.commit().await.map_err(StorageError::from)?;
+    let keys = ctx.day_keys(class.start, class.end + chrono::Duration::minutes(i64::from(ctx.facility.buffer_minutes)));
+    if let Err(err) = app.state.availability.invalidate(&keys).await {
+        tracing::error!(error = %err, "could not invalidate cached availability");
+    }
+    tracing::info!(staff.id = %staff.id, class.id = %class.id, event = ?BookingEventKind::Confirmed, "class scheduled");
+    Ok((StatusCode::CREATED, Json(class.into())))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ClassQuery {
+    /// Only this facility's classes.
+    pub facility_id: Option<Uuid>,
+}
+
+/// Classes that have not ended, soonest first.
+#[utoipa::path(get, path = "/classes", tag = "classes", params(ClassQuery),
+    responses((status = 200, body = [ClassView]), ProblemResponses))]
+async fn list_classes(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<ClassQuery>,
+) -> Result<Json<Vec<ClassView>>, ApiError> {
+    let found = classes::upcoming(&app.db, query.facility_id).await?;
+    Ok(Json(found.into_iter().map(Into::into).collect()))
+}
+
+/// One class, with its places left.
+#[utoipa::path(get, path = "/classes/{id}", tag = "classes",
+    params(("id" = Uuid, Path, description = "Class id")),
+    responses((status = 200, body = ClassView), ProblemResponses))]
+async fn get_class(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<ClassView>, ApiError> {
+    classes::find(&app.db, id)
+        .await?
+        .map(|c| Json(c.into()))
+        .ok_or_else(|| ApiError::not_found("class_not_found", "no such class"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Enroll {
+    /// 1 to 100 places (default 1).
+    pub spots: Option<i64>,
+}
+
+/// Takes places in a class; never more than its capacity, under any concurrency.
+#[utoipa::path(post, path = "/classes/{id}/enrollments", tag = "classes", request_body = Enroll,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Class id")),
+    responses((status = 201, body = EnrollmentView),
+        (status = 409, description = "`class_full`, or `class_started`", content_type = "application/problem+json"),
+        ProblemResponses))]
+async fn enroll(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Enroll>,
+) -> Result<(StatusCode, Json<EnrollmentView>), ApiError> {
+    let spots = Spots::try_from(body.spots.unwrap_or(1)).map_err(|e| ApiError::validation(vec![e.within("spots")]))?;
+    let mut tx = app.db.begin().await.map_err(StorageError::from)?;
+    let enrollment = classes::enroll(&mut tx, id, user.id, i32::from(spots.get()))
+        .await
+        .map_err(|e| match e {
+            EnrollError::NotFound => ApiError::not_found("class_not_found", "no such class"),
+            EnrollError::Started => ApiError::conflict("class_started", "the class has already started"),
+            EnrollError::Full => ApiError::conflict("class_full", "not enough places left in this class"),
+            EnrollError::Storage(err) => err.into(),
+        })?;
+    tx.commit().await.map_err(StorageError::from)?;
+    Ok((StatusCode::CREATED, Json(enrollment.into())))
+}
+
+/// Cancels my enrolment and frees its places. Another member's enrolment is 404.
+#[utoipa::path(post, path = "/enrollments/{id}/cancel", tag = "classes",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "Enrolment id")),
+    responses((status = 200, body = EnrollmentView), ProblemResponses))]
+async fn cancel_enrollment(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<EnrollmentView>, ApiError> {
+    let owner = (!user.role.includes(clubpulse_domain::Role::Staff)).then_some(user.id);
+    let mut tx = app.db.begin().await.map_err(StorageError::from)?;
+    let cancelled = classes::cancel_enrollment(&mut tx, id, owner).await?;
+    tx.commit().await.map_err(StorageError::from)?;
+    match cancelled {
+        Some(enrollment) => Ok(Json(enrollment.into())),
+        None => match classes::find_enrollment(&app.db, id, owner).await? {
+            Some(_) => Err(ApiError::conflict("enrollment_not_active", "this enrolment was already cancelled")),
+            None => Err(ApiError::not_found("enrollment_not_found", "no such enrolment")),
+        },
+    }
+}

@@ -1,0 +1,34 @@
+//! A mirror of active holds, for fast reads ("is this hold still live, and on which facility?").
+//!
+//! PostgreSQL stays the authority on holds: nothing decides a booking from the mirror. Each hold is
+//! mirrored until its expiry, after which it disappears by itself; a mirror entry that was missed or
+//! lost only sends the reader to PostgreSQL.
+
+mod memory;
+mod redis;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use self::{memory::MemoryHoldMirror, redis::RedisHoldMirror};
+use crate::StateError;
+
+/// Where active holds are mirrored.
+#[async_trait]
+pub trait HoldMirror: Send + Sync + 'static {
+    /// Mirrors the hold `booking_id` on `facility_id` until `expires_at`, replacing any earlier
+    /// mirror of it. An `expires_at` already past stores nothing (and drops an earlier mirror).
+    async fn put(
+        &self,
+        booking_id: Uuid,
+        facility_id: Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StateError>;
+
+    /// Drops the mirror of a hold (confirmed, cancelled or released); unknown ids are fine.
+    async fn remove(&self, booking_id: Uuid) -> Result<(), StateError>;
+
+    /// The facility of the hold while its mirror is live, `None` otherwise.
+    async fn get(&self, booking_id: Uuid) -> Result<Option<Uuid>, StateError>;
+}

@@ -1,0 +1,329 @@
+//! Bookings: holds, confirmations, cancellations and expiry. The exclusion constraint
+//! `bookings_no_overlap` is the authority on double booking; these functions never check for an
+//! overlap before inserting, they let PostgreSQL refuse it.
+
+use chrono::{DateTime, Utc};
+use clubpulse_domain::{BookingStatus, TimeRange};
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::{Result, StorageError};
+
+/// A booking row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Booking {
+    pub id: Uuid,
+    pub facility_id: Uuid,
+    pub user_id: Uuid,
+    pub status: BookingStatus,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The blocked time: the booking plus the facility's buffer.
+    pub blocks_until: DateTime<Utc>,
+    pub hold_expires_at: Option<DateTime<Utc>>,
+    pub price_cents: i64,
+    pub currency: String,
+    pub cancellation_fee_cents: Option<i64>,
+    pub series_id: Option<Uuid>,
+    pub class_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub expired_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    facility_id: Uuid,
+    user_id: Uuid,
+    status: String,
+    start_at: DateTime<Utc>,
+    end_at: DateTime<Utc>,
+    blocks_until: DateTime<Utc>,
+    hold_expires_at: Option<DateTime<Utc>>,
+    price_cents: i64,
+    currency: String,
+    cancellation_fee_cents: Option<i64>,
+    series_id: Option<Uuid>,
+    class_id: Option<Uuid>,
+    created_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    expired_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<Row> for Booking {
+    type Error = StorageError;
+
+    fn try_from(r: Row) -> Result<Self> {
+        Ok(Self {
+            status: r
+                .status
+                .parse()
+                .map_err(|_| StorageError::Corrupt(format!("booking status {:?}", r.status)))?,
+            id: r.id,
+            facility_id: r.facility_id,
+            user_id: r.user_id,
+            start: r.start_at,
+            end: r.end_at,
+            blocks_until: r.blocks_until,
+            hold_expires_at: r.hold_expires_at,
+            price_cents: r.price_cents,
+            currency: r.currency,
+            cancellation_fee_cents: r.cancellation_fee_cents,
+            series_id: r.series_id,
+            class_id: r.class_id,
+            created_at: r.created_at,
+            confirmed_at: r.confirmed_at,
+            cancelled_at: r.cancelled_at,
+            expired_at: r.expired_at,
+        })
+    }
+}
+
+/// The columns of [`Row`], for `RETURNING` and `SELECT`.
+pub(crate) const COLUMNS: &str = "id, facility_id, user_id, status, lower(during) AS start_at, \
+     upper(during) AS end_at, upper(blocks) AS blocks_until, hold_expires_at, price_cents, currency, \
+     cancellation_fee_cents, series_id, class_id, created_at, confirmed_at, cancelled_at, expired_at";
+
+fn rows(rows: Vec<Row>) -> Result<Vec<Booking>> {
+    rows.into_iter().map(Booking::try_from).collect()
+}
+
+/// What a hold request asks for, already checked against the grid and the timing rules.
+#[derive(Debug, Clone)]
+pub struct NewHold {
+    pub facility_id: Uuid,
+    pub user_id: Uuid,
+    pub range: TimeRange,
+    pub buffer_minutes: i32,
+    pub hold_seconds: i64,
+    pub price_cents: i64,
+    pub currency: String,
+    /// Set for the occurrences of a weekly series; the series counts once against the limit.
+    pub series_id: Option<Uuid>,
+    pub max_active_holds: i64,
+}
+
+/// Why a hold was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum HoldError {
+    /// The exclusion constraint refused it (or two clashing inserts deadlocked): the slot is taken.
+    #[error("the slot is not available")]
+    SlotUnavailable,
+    #[error("the member already has the maximum number of active holds")]
+    TooManyHolds,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<sqlx::Error> for HoldError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_overlap(&err) {
+            Self::SlotUnavailable
+        } else {
+            Self::Storage(StorageError::from_sqlx(err))
+        }
+    }
+}
+
+/// Whether an error means "this time is taken": the exclusion constraint (23P01), or a deadlock
+/// between two transactions inserting clashing bookings (40P01), which PostgreSQL resolves by
+/// aborting one of them.
+pub fn is_overlap(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("23P01" | "40P01")),
+        _ => false,
+    }
+}
+
+/// A new hold, and the stale holds it expired on the way. Runs in the caller's transaction:
+///
+/// 1. locks the member's row, so one member's concurrent requests count their holds one at a time;
+/// 2. refuses a member at the hold limit (a series counts once);
+/// 3. expires holds past their expiry that overlap the requested time, so an expired hold blocks
+///    nobody even before the sweeper reaches it;
+/// 4. inserts; the exclusion constraint refuses an overlap with any active booking.
+pub async fn create_hold(
+    tx: &mut PgConnection,
+    new: &NewHold,
+) -> std::result::Result<(Booking, Vec<Booking>), HoldError> {
+    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
+        .bind(new.user_id)
+        .execute(&mut *tx)
+        .await?;
+    let active: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT coalesce(series_id, id)) FROM bookings
+         WHERE user_id = $1 AND status = 'held' AND hold_expires_at > now()
+           AND series_id IS DISTINCT FROM $2",
+    )
+    .bind(new.user_id)
+    .bind(new.series_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if active >= new.max_active_holds {
+        return Err(HoldError::TooManyHolds);
+    }
+    let expired: Vec<Row> = sqlx::query_as(&format!(
+        "UPDATE bookings SET status = 'expired', expired_at = now()
+         WHERE facility_id = $1 AND status = 'held' AND hold_expires_at <= now()
+           AND blocks && tstzrange($2, $3 + make_interval(mins => $4), '[)')
+         RETURNING {COLUMNS}"
+    ))
+    .bind(new.facility_id)
+    .bind(new.range.start())
+    .bind(new.range.end())
+    .bind(new.buffer_minutes)
+    .fetch_all(&mut *tx)
+    .await?;
+    let row: Row = sqlx::query_as(&format!(
+        "INSERT INTO bookings (id, facility_id, user_id, status, during, blocks, hold_expires_at,
+             price_cents, currency, series_id)
+         VALUES ($1, $2, $3, 'held', tstzrange($4, $5, '[)'),
+             tstzrange($4, $5 + make_interval(mins => $6), '[)'),
+             now() + make_interval(secs => $7), $8, $9, $10)
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(new.facility_id)
+    .bind(new.user_id)
+    .bind(new.range.start())
+    .bind(new.range.end())
+    .bind(new.buffer_minutes)
+    .bind(new.hold_seconds as f64)
+    .bind(new.price_cents)
+    .bind(&new.currency)
+    .bind(new.series_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok((row.try_into()?, rows(expired)?))
+}
+
+/// A booking, visible to its owner, or to anyone when `owner` is `None` (staff).
+pub async fn find(db: impl PgExecutor<'_>, id: Uuid, owner: Option<Uuid>) -> Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bookings WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)"
+    ))
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(db)
+    .await?;
+    row.map(Booking::try_from).transpose()
+}
+
+/// Locks a booking for a state change, with the same visibility rule as [`find`].
+pub async fn lock(tx: &mut PgConnection, id: Uuid, owner: Option<Uuid>) -> Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bookings WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) FOR UPDATE"
+    ))
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(Booking::try_from).transpose()
+}
+
+/// A member's bookings, newest first.
+pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: Uuid, limit: i64) -> Result<Vec<Booking>> {
+    let found: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bookings WHERE user_id = $1 AND class_id IS NULL
+         ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows(found)
+}
+
+/// Confirms a live hold; `None` when it is no longer a live hold (the caller re-reads to say why).
+pub async fn confirm(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE bookings SET status = 'confirmed', confirmed_at = now()
+         WHERE id = $1 AND status = 'held' AND hold_expires_at > now()
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(Booking::try_from).transpose()
+}
+
+/// Marks a hold found past its expiry as expired (when a confirm arrives too late).
+pub async fn expire(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE bookings SET status = 'expired', expired_at = now()
+         WHERE id = $1 AND status = 'held' AND hold_expires_at <= now()
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(Booking::try_from).transpose()
+}
+
+/// Cancels an active booking, recording `fee_cents` when the policy charges one.
+pub async fn cancel(tx: &mut PgConnection, id: Uuid, fee_cents: Option<i64>) -> Result<Option<Booking>> {
+    let row: Option<Row> = sqlx::query_as(&format!(
+        "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancellation_fee_cents = $2
+         WHERE id = $1 AND status IN ('held', 'confirmed')
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(fee_cents)
+    .fetch_optional(&mut *tx)
+    .await?;
+    row.map(Booking::try_from).transpose()
+}
+
+/// Expires every hold past its expiry, if no other instance is doing it right now (a transaction-
+/// scoped advisory lock makes the sweep one instance at a time). Returns what it expired.
+pub async fn sweep_expired(tx: &mut PgConnection) -> Result<Vec<Booking>> {
+    const SWEEPER_LOCK: i64 = 0x636c_7562_7377_6570; // "clubswep"
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(SWEEPER_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !got {
+        return Ok(Vec::new());
+    }
+    let found: Vec<Row> = sqlx::query_as(&format!(
+        "UPDATE bookings SET status = 'expired', expired_at = now()
+         WHERE status = 'held' AND hold_expires_at <= now()
+         RETURNING {COLUMNS}"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    rows(found)
+}
+
+/// An active booking's blocked time, for availability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct Block {
+    pub facility_id: Uuid,
+    pub confirmed: bool,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// The active bookings of these facilities whose blocked time overlaps `[from, to)`, in one query.
+/// Holds past their expiry are left out: they block nobody.
+pub async fn blocks(
+    db: impl PgExecutor<'_>,
+    facility_ids: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Block>> {
+    Ok(sqlx::query_as(
+        "SELECT facility_id, status = 'confirmed' AS confirmed, lower(blocks) AS start, upper(blocks) AS end
+         FROM bookings
+         WHERE facility_id = ANY($1) AND blocks && tstzrange($2, $3, '[)')
+           AND (status = 'confirmed' OR (status = 'held' AND hold_expires_at > now()))",
+    )
+    .bind(facility_ids)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?)
+}
