@@ -296,7 +296,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CLUBPULSE_BOOKING_WINDOW_DAYS", "booking.window_days"),
     ("CLUBPULSE_MIN_NOTICE_MINUTES", "booking.min_notice_minutes"),
     ("CLUBPULSE_SWEEP_INTERVAL_MS", "booking.sweep_interval_ms"),
-    ("CLUBPULSE_AVAILABILITY_TTL_SECONDS", "booking.availability_ttl_seconds"),
+    (
+        "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
+        "booking.availability_ttl_seconds",
+    ),
     ("CLUBPULSE_LOG", "log.filter"),
     ("CLUBPULSE_LOG_FORMAT", "log.format"),
 ];
@@ -364,10 +367,22 @@ impl Config {
         )?;
         env.flag("CLUBPULSE_COOKIE_SECURE", &mut self.sessions.cookie_secure)?;
         env.parse("CLUBPULSE_HOLD_SECONDS", &mut self.booking.hold_seconds)?;
-        env.parse("CLUBPULSE_MAX_ACTIVE_HOLDS", &mut self.booking.max_active_holds)?;
-        env.parse("CLUBPULSE_BOOKING_WINDOW_DAYS", &mut self.booking.window_days)?;
-        env.parse("CLUBPULSE_MIN_NOTICE_MINUTES", &mut self.booking.min_notice_minutes)?;
-        env.parse("CLUBPULSE_SWEEP_INTERVAL_MS", &mut self.booking.sweep_interval_ms)?;
+        env.parse(
+            "CLUBPULSE_MAX_ACTIVE_HOLDS",
+            &mut self.booking.max_active_holds,
+        )?;
+        env.parse(
+            "CLUBPULSE_BOOKING_WINDOW_DAYS",
+            &mut self.booking.window_days,
+        )?;
+        env.parse(
+            "CLUBPULSE_MIN_NOTICE_MINUTES",
+            &mut self.booking.min_notice_minutes,
+        )?;
+        env.parse(
+            "CLUBPULSE_SWEEP_INTERVAL_MS",
+            &mut self.booking.sweep_interval_ms,
+        )?;
         env.parse(
             "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
             &mut self.booking.availability_ttl_seconds,

@@ -190,14 +190,23 @@ impl CancellationPolicy {
         let mut errors = Vec::new();
         let free = u32::try_from(free_minutes).ok().filter(|m| *m <= 43_200);
         if free.is_none() {
-            errors.push(FieldError::new("free_cancellation_minutes", "must be between 0 and 43200"));
+            errors.push(FieldError::new(
+                "free_cancellation_minutes",
+                "must be between 0 and 43200",
+            ));
         }
         let fee = u8::try_from(fee_percent).ok().filter(|p| *p <= 100);
         if fee.is_none() {
-            errors.push(FieldError::new("late_cancellation_fee_percent", "must be between 0 and 100"));
+            errors.push(FieldError::new(
+                "late_cancellation_fee_percent",
+                "must be between 0 and 100",
+            ));
         }
         match (free, fee) {
-            (Some(free_minutes), Some(fee_percent)) => Ok(Self { free_minutes, fee_percent }),
+            (Some(free_minutes), Some(fee_percent)) => Ok(Self {
+                free_minutes,
+                fee_percent,
+            }),
             _ => Err(errors),
         }
     }

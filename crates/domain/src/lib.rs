@@ -23,7 +23,8 @@ pub mod user;
 pub mod validation;
 
 pub use booking::{
-    BookingEvent, BookingEventKind, BookingStatus, BookingWindow, CancellationPolicy, Capacity, Spots, TimingError, Weeks,
+    BookingEvent, BookingEventKind, BookingStatus, BookingWindow, CancellationPolicy, Capacity,
+    Spots, TimingError, Weeks,
 };
 pub use club::{ClubName, TimeZone};
 pub use facility::{

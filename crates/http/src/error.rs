@@ -159,7 +159,10 @@ impl ApiError {
         (
             self.code,
             self.detail.clone(),
-            self.extra.get("alternatives").cloned().unwrap_or(Value::Null),
+            self.extra
+                .get("alternatives")
+                .cloned()
+                .unwrap_or(Value::Null),
         )
     }
 

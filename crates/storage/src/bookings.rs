@@ -156,7 +156,7 @@ pub async fn create_hold(
     let active: i64 = sqlx::query_scalar(
         "SELECT count(DISTINCT coalesce(series_id, id)) FROM bookings
          WHERE user_id = $1 AND status = 'held' AND hold_expires_at > now()
-           AND series_id IS DISTINCT FROM $2",
+           AND ($2::uuid IS NULL OR series_id IS DISTINCT FROM $2)",
     )
     .bind(new.user_id)
     .bind(new.series_id)
@@ -201,7 +201,11 @@ pub async fn create_hold(
 }
 
 /// A booking, visible to its owner, or to anyone when `owner` is `None` (staff).
-pub async fn find(db: impl PgExecutor<'_>, id: Uuid, owner: Option<Uuid>) -> Result<Option<Booking>> {
+pub async fn find(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> Result<Option<Booking>> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM bookings WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)"
     ))
@@ -225,7 +229,11 @@ pub async fn lock(tx: &mut PgConnection, id: Uuid, owner: Option<Uuid>) -> Resul
 }
 
 /// A member's bookings, newest first.
-pub async fn list_for_user(db: impl PgExecutor<'_>, user_id: Uuid, limit: i64) -> Result<Vec<Booking>> {
+pub async fn list_for_user(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Booking>> {
     let found: Vec<Row> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM bookings WHERE user_id = $1 AND class_id IS NULL
          ORDER BY created_at DESC, id DESC LIMIT $2"
@@ -264,7 +272,11 @@ pub async fn expire(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>> 
 }
 
 /// Cancels an active booking, recording `fee_cents` when the policy charges one.
-pub async fn cancel(tx: &mut PgConnection, id: Uuid, fee_cents: Option<i64>) -> Result<Option<Booking>> {
+pub async fn cancel(
+    tx: &mut PgConnection,
+    id: Uuid,
+    fee_cents: Option<i64>,
+) -> Result<Option<Booking>> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancellation_fee_cents = $2
          WHERE id = $1 AND status IN ('held', 'confirmed')

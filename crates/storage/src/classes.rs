@@ -106,10 +106,12 @@ pub async fn create(
 }
 
 pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Class>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM classes WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM classes WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 /// Classes of a facility that have not ended, soonest first.
@@ -162,7 +164,9 @@ pub async fn enroll(
     .fetch_optional(&mut *tx)
     .await?;
     if taken.is_none() {
-        let class = find(&mut *tx, class_id).await?.ok_or(EnrollError::NotFound)?;
+        let class = find(&mut *tx, class_id)
+            .await?
+            .ok_or(EnrollError::NotFound)?;
         return Err(if class.start <= Utc::now() {
             EnrollError::Started
         } else {

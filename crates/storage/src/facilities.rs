@@ -75,10 +75,12 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Facility>>
 
 /// A facility whether live or retired (bookings keep pointing at retired ones).
 pub async fn find_any(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Facility>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(db)
-        .await?)
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM facilities WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
 }
 
 /// Live facilities by id, in one query.

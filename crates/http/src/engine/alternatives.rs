@@ -33,7 +33,12 @@ pub struct Alternative {
     pub reason: &'static str,
 }
 
-fn is_free(blocks: &[Block], facility_id: Uuid, start: DateTime<Utc>, blocks_until: DateTime<Utc>) -> bool {
+fn is_free(
+    blocks: &[Block],
+    facility_id: Uuid,
+    start: DateTime<Utc>,
+    blocks_until: DateTime<Utc>,
+) -> bool {
     !blocks
         .iter()
         .any(|b| b.facility_id == facility_id && b.start < blocks_until && start < b.end)
@@ -105,20 +110,48 @@ pub async fn find(
 
     let mut ids: Vec<Uuid> = similar.iter().map(|s| s.facility.id).collect();
     ids.push(ctx.facility.id);
-    let max_buffer = similar.iter().map(buffer).chain([buffer(ctx)]).max().unwrap_or_default();
-    let span_from = nearby.iter().map(TimeRange::start).chain([range.start()]).min().unwrap_or(range.start());
-    let span_to = nearby.iter().map(TimeRange::end).chain([range.end()]).max().unwrap_or(range.end()) + max_buffer;
+    let max_buffer = similar
+        .iter()
+        .map(buffer)
+        .chain([buffer(ctx)])
+        .max()
+        .unwrap_or_default();
+    let span_from = nearby
+        .iter()
+        .map(TimeRange::start)
+        .chain([range.start()])
+        .min()
+        .unwrap_or(range.start());
+    let span_to = nearby
+        .iter()
+        .map(TimeRange::end)
+        .chain([range.end()])
+        .max()
+        .unwrap_or(range.end())
+        + max_buffer;
     let blocks = bookings::blocks(&app.db, &ids, span_from, span_to).await?;
 
     let mut same: Vec<Alternative> = nearby
         .into_iter()
         .filter(|c| is_free(&blocks, ctx.facility.id, c.start(), c.end() + buffer(ctx)))
         .take(MAX)
-        .map(|c| Alternative { facility_id: ctx.facility.id, start: c.start(), end: c.end(), reason: "nearest_time" })
+        .map(|c| Alternative {
+            facility_id: ctx.facility.id,
+            start: c.start(),
+            end: c.end(),
+            reason: "nearest_time",
+        })
         .collect();
     let free_similar: Vec<&FacilityContext> = similar
         .iter()
-        .filter(|s| is_free(&blocks, s.facility.id, range.start(), range.end() + buffer(s)))
+        .filter(|s| {
+            is_free(
+                &blocks,
+                s.facility.id,
+                range.start(),
+                range.end() + buffer(s),
+            )
+        })
         .collect();
     let (weekday, hour) = clubpulse_domain::local_weekday_hour(ctx.time_zone(), range.start());
     let free_ids: Vec<Uuid> = free_similar.iter().map(|s| s.facility.id).collect();
@@ -129,13 +162,23 @@ pub async fn find(
         .await
         .unwrap_or_else(|_| vec![0; free_ids.len()]);
     let mut ranked: Vec<(u64, &FacilityContext)> = scores.into_iter().zip(free_similar).collect();
-    ranked.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.facility.name.cmp(&b.1.facility.name)));
+    ranked.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.facility.name.cmp(&b.1.facility.name))
+    });
     let mut other: Vec<Alternative> = ranked
         .into_iter()
-        .map(|(_, s)| Alternative { facility_id: s.facility.id, start: range.start(), end: range.end(), reason: "similar_facility" })
+        .map(|(_, s)| Alternative {
+            facility_id: s.facility.id,
+            start: range.start(),
+            end: range.end(),
+            reason: "similar_facility",
+        })
         .collect();
 
-    let same_first = same.len().min(SAME_FACILITY_FIRST.max(MAX.saturating_sub(other.len())));
+    let same_first = same
+        .len()
+        .min(SAME_FACILITY_FIRST.max(MAX.saturating_sub(other.len())));
     let rest = same.split_off(same_first);
     let mut answer = same;
     answer.extend(other.drain(..other.len().min(MAX - answer.len())));

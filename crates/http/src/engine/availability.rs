@@ -62,7 +62,13 @@ pub async fn for_facilities(
         .enumerate()
         .flat_map(|(i, ctx)| {
             ctx.grid.local_dates(from, to).into_iter().map(move |date| {
-                (i, DayKey { facility_id: ctx.facility.id, date })
+                (
+                    i,
+                    DayKey {
+                        facility_id: ctx.facility.id,
+                        date,
+                    },
+                )
             })
         })
         .collect();
@@ -71,7 +77,12 @@ pub async fn for_facilities(
         Ok(cached) => cached,
         Err(err) => {
             tracing::warn!(error = %err, "availability cache unreachable; reading PostgreSQL");
-            vec![Cached::Miss { generation: u64::MAX }; day_keys.len()]
+            vec![
+                Cached::Miss {
+                    generation: u64::MAX
+                };
+                day_keys.len()
+            ]
         }
     };
     let mut days: HashMap<DayKey, DayBits> = HashMap::new();
@@ -119,7 +130,10 @@ async fn rebuild(
     ) else {
         // Every missed day is closed: nothing to look up.
         for (i, key, generation) in misses {
-            let bits = facilities.get(*i).map(|ctx| day_bits(ctx, key.date, &[])).unwrap_or_default();
+            let bits = facilities
+                .get(*i)
+                .map(|ctx| day_bits(ctx, key.date, &[]))
+                .unwrap_or_default();
             store(app, key, *generation, &bits).await;
             days.insert(*key, bits);
         }
@@ -130,8 +144,14 @@ async fn rebuild(
     ids.dedup();
     let blocks = bookings::blocks(&app.db, &ids, from, to).await?;
     for (i, key, generation) in misses {
-        let Some(ctx) = facilities.get(*i) else { continue };
-        let mine: Vec<Block> = blocks.iter().filter(|b| b.facility_id == key.facility_id).copied().collect();
+        let Some(ctx) = facilities.get(*i) else {
+            continue;
+        };
+        let mine: Vec<Block> = blocks
+            .iter()
+            .filter(|b| b.facility_id == key.facility_id)
+            .copied()
+            .collect();
         let bits = day_bits(ctx, key.date, &mine);
         store(app, key, *generation, &bits).await;
         days.insert(*key, bits);
@@ -144,7 +164,12 @@ async fn store(app: &AppState, key: &DayKey, generation: u64, bits: &DayBits) {
         return; // the cache was unreachable when read
     }
     let ttl = app.config.booking.availability_ttl();
-    if let Err(err) = app.state.availability.store_day(key, generation, bits, ttl).await {
+    if let Err(err) = app
+        .state
+        .availability
+        .store_day(key, generation, bits, ttl)
+        .await
+    {
         tracing::warn!(error = %err, "could not cache an availability day");
     }
 }
@@ -178,14 +203,29 @@ fn slot_views(
     let mut cursor = from;
     for slot in ctx.grid.slots_overlapping(from, to) {
         if slot.start > cursor {
-            views.push(SlotView { start: cursor, end: slot.start, state: SlotState::Closed });
+            views.push(SlotView {
+                start: cursor,
+                end: slot.start,
+                state: SlotState::Closed,
+            });
         }
-        let key = DayKey { facility_id: ctx.facility.id, date: slot.date };
-        views.push(SlotView { start: slot.start, end: slot.end, state: state_of(&slot, days.get(&key), now) });
+        let key = DayKey {
+            facility_id: ctx.facility.id,
+            date: slot.date,
+        };
+        views.push(SlotView {
+            start: slot.start,
+            end: slot.end,
+            state: state_of(&slot, days.get(&key), now),
+        });
         cursor = cursor.max(slot.end);
     }
     if cursor < to {
-        views.push(SlotView { start: cursor, end: to, state: SlotState::Closed });
+        views.push(SlotView {
+            start: cursor,
+            end: to,
+            state: SlotState::Closed,
+        });
     }
     views
 }

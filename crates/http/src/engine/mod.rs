@@ -58,10 +58,17 @@ impl FacilityContext {
 
 /// Builds the context of a facility row (its stored fields were validated when written).
 pub fn context(facility: Facility, club: Club) -> Result<FacilityContext, ApiError> {
-    let corrupt = |what: &str| ApiError::internal(anyhow::anyhow!("facility {} has an unreadable {what}", facility.id));
+    let corrupt = |what: &str| {
+        ApiError::internal(anyhow::anyhow!(
+            "facility {} has an unreadable {what}",
+            facility.id
+        ))
+    };
     let zone = TimeZone::try_from(club.timezone.as_str()).map_err(|_| corrupt("club time zone"))?;
-    let hours = OpeningHours::try_from(&facility.opening_hours).map_err(|_| corrupt("opening_hours"))?;
-    let slot = SlotMinutes::try_from(i64::from(facility.slot_minutes)).map_err(|_| corrupt("slot_minutes"))?;
+    let hours =
+        OpeningHours::try_from(&facility.opening_hours).map_err(|_| corrupt("opening_hours"))?;
+    let slot = SlotMinutes::try_from(i64::from(facility.slot_minutes))
+        .map_err(|_| corrupt("slot_minutes"))?;
     Ok(FacilityContext {
         grid: Grid::new(zone, hours, slot),
         facility,
@@ -70,7 +77,10 @@ pub fn context(facility: Facility, club: Club) -> Result<FacilityContext, ApiErr
 }
 
 /// Loads a live facility and its club; unknown is 404 `facility_not_found`.
-pub async fn load(db: impl PgExecutor<'_> + Copy, facility_id: Uuid) -> Result<FacilityContext, ApiError> {
+pub async fn load(
+    db: impl PgExecutor<'_> + Copy,
+    facility_id: Uuid,
+) -> Result<FacilityContext, ApiError> {
     let facility = facilities::find(db, facility_id)
         .await?
         .ok_or_else(|| ApiError::not_found("facility_not_found", "no such facility"))?;
@@ -81,10 +91,15 @@ pub async fn load(db: impl PgExecutor<'_> + Copy, facility_id: Uuid) -> Result<F
 }
 
 /// Loads the contexts of facilities (retired ones included, for bookings made before retirement).
-pub async fn load_any(db: impl PgExecutor<'_> + Copy, facility_id: Uuid) -> Result<FacilityContext, ApiError> {
+pub async fn load_any(
+    db: impl PgExecutor<'_> + Copy,
+    facility_id: Uuid,
+) -> Result<FacilityContext, ApiError> {
     let facility = facilities::find_any(db, facility_id)
         .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("booking of unknown facility {facility_id}")))?;
+        .ok_or_else(|| {
+            ApiError::internal(anyhow::anyhow!("booking of unknown facility {facility_id}"))
+        })?;
     let club = clubs::find(db, facility.club_id)
         .await?
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("facility {facility_id} has no club")))?;
@@ -96,7 +111,12 @@ pub async fn load_any(db: impl PgExecutor<'_> + Copy, facility_id: Uuid) -> Resu
 /// Runs after the commit and before the response, so the next read on any instance sees the write.
 /// A failure here (Redis unreachable) cannot undo the booking: it is logged, and cached
 /// availability then catches up within its TTL.
-pub async fn after_commit(app: &AppState, ctx: &FacilityContext, bookings: &[Booking], kind: BookingEventKind) {
+pub async fn after_commit(
+    app: &AppState,
+    ctx: &FacilityContext,
+    bookings: &[Booking],
+    kind: BookingEventKind,
+) {
     let mut keys: Vec<DayKey> = bookings
         .iter()
         .flat_map(|b| ctx.day_keys(b.start, b.blocks_until))
@@ -108,7 +128,10 @@ pub async fn after_commit(app: &AppState, ctx: &FacilityContext, bookings: &[Boo
     for booking in bookings {
         let mirrored = match (kind, booking.hold_expires_at) {
             (BookingEventKind::Held, Some(expires_at)) => {
-                app.state.holds.put(booking.id, booking.facility_id, expires_at).await
+                app.state
+                    .holds
+                    .put(booking.id, booking.facility_id, expires_at)
+                    .await
             }
             _ => app.state.holds.remove(booking.id).await,
         };
@@ -116,8 +139,14 @@ pub async fn after_commit(app: &AppState, ctx: &FacilityContext, bookings: &[Boo
             tracing::warn!(error = %err, booking.id = %booking.id, "could not update the hold mirror");
         }
         if kind == BookingEventKind::Confirmed {
-            let (weekday, hour) = clubpulse_domain::local_weekday_hour(ctx.time_zone(), booking.start);
-            if let Err(err) = app.state.popularity.record(booking.facility_id, weekday, hour).await {
+            let (weekday, hour) =
+                clubpulse_domain::local_weekday_hour(ctx.time_zone(), booking.start);
+            if let Err(err) = app
+                .state
+                .popularity
+                .record(booking.facility_id, weekday, hour)
+                .await
+            {
                 tracing::warn!(error = %err, "could not count a popular time");
             }
         }

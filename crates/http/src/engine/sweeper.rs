@@ -20,7 +20,10 @@ pub fn spawn(app: AppState) -> JoinHandle<()> {
         loop {
             ticks.tick().await;
             if let Err(err) = sweep(&app).await {
-                tracing::warn!(error = format!("{err:#}"), "sweeping expired holds failed; retrying");
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    "sweeping expired holds failed; retrying"
+                );
             }
         }
     })
@@ -33,12 +36,17 @@ pub async fn sweep(app: &AppState) -> anyhow::Result<usize> {
     tx.commit().await?;
     let mut by_facility: HashMap<Uuid, Vec<Booking>> = HashMap::new();
     for booking in &expired {
-        by_facility.entry(booking.facility_id).or_default().push(booking.clone());
+        by_facility
+            .entry(booking.facility_id)
+            .or_default()
+            .push(booking.clone());
     }
     for (facility_id, expired) in by_facility {
         match super::load_any(&app.db, facility_id).await {
             Ok(ctx) => super::after_commit(app, &ctx, &expired, BookingEventKind::Expired).await,
-            Err(err) => tracing::error!(?err, facility.id = %facility_id, "expired holds of an unreadable facility"),
+            Err(err) => {
+                tracing::error!(?err, facility.id = %facility_id, "expired holds of an unreadable facility")
+            }
         }
     }
     if !expired.is_empty() {

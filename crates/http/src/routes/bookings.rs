@@ -65,7 +65,9 @@ pub struct BookingView {
 impl From<Booking> for BookingView {
     fn from(b: Booking) -> Self {
         Self {
-            expires_at: (b.status == BookingStatus::Held).then_some(b.hold_expires_at).flatten(),
+            expires_at: (b.status == BookingStatus::Held)
+                .then_some(b.hold_expires_at)
+                .flatten(),
             id: b.id,
             facility_id: b.facility_id,
             user_id: b.user_id,
@@ -87,7 +89,12 @@ impl From<Booking> for BookingView {
 pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
     DateTime::<FixedOffset>::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| FieldError::new(field, "must be an RFC 3339 time with an offset, e.g. 2026-05-01T18:00:00+02:00"))
+        .map_err(|_| {
+            FieldError::new(
+                field,
+                "must be an RFC 3339 time with an offset, e.g. 2026-05-01T18:00:00+02:00",
+            )
+        })
 }
 
 /// Parses `start` and `end` into a non-empty range; an empty or reversed one is 422 `invalid_range`.
@@ -98,8 +105,13 @@ pub fn instant_range(start: &str, end: &str) -> Result<TimeRange, ApiError> {
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::validation(check.into_errors()));
     };
-    TimeRange::new(start, end)
-        .map_err(|_| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_range", "end must be after start"))
+    TimeRange::new(start, end).map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_range",
+            "end must be after start",
+        )
+    })
 }
 
 fn window(app: &AppState) -> BookingWindow {
@@ -123,7 +135,11 @@ fn check_rules(app: &AppState, ctx: &FacilityContext, range: &TimeRange) -> Resu
 /// A class must fit the grid and start in the future; the booking window does not limit staff.
 pub fn check_rules_for_class(ctx: &FacilityContext, range: &TimeRange) -> Result<(), ApiError> {
     if range.start() < Utc::now() {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "in_the_past", "the class starts in the past"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "in_the_past",
+            "the class starts in the past",
+        ));
     }
     ctx.grid
         .fit(range)
@@ -156,14 +172,26 @@ async fn hold(
         series_id,
         max_active_holds: i64::from(app.config.booking.max_active_holds),
     };
-    let mut tx = app.db.begin().await.map_err(clubpulse_storage::StorageError::from)?;
+    let mut tx = app
+        .db
+        .begin()
+        .await
+        .map_err(clubpulse_storage::StorageError::from)?;
     match bookings::create_hold(&mut tx, &new).await {
         Ok((booking, expired)) => {
-            tx.commit().await.map_err(|e| conflict_or_internal(e, "committing a hold"))?;
+            tx.commit()
+                .await
+                .map_err(|e| conflict_or_internal(e, "committing a hold"))?;
             if !expired.is_empty() {
                 engine::after_commit(app, ctx, &expired, BookingEventKind::Expired).await;
             }
-            engine::after_commit(app, ctx, std::slice::from_ref(&booking), BookingEventKind::Held).await;
+            engine::after_commit(
+                app,
+                ctx,
+                std::slice::from_ref(&booking),
+                BookingEventKind::Held,
+            )
+            .await;
             Ok(booking)
         }
         Err(HoldError::SlotUnavailable) => {
@@ -192,8 +220,11 @@ fn conflict_or_internal(err: sqlx::Error, what: &str) -> ApiError {
 }
 
 fn slot_unavailable(alternatives: Vec<Alternative>) -> ApiError {
-    ApiError::conflict("slot_unavailable", "this time is already taken at this facility")
-        .with("alternatives", json!(alternatives))
+    ApiError::conflict(
+        "slot_unavailable",
+        "this time is already taken at this facility",
+    )
+    .with("alternatives", json!(alternatives))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -270,14 +301,19 @@ async fn create_recurring(
     user: CurrentUser,
     ApiJson(body): ApiJson<CreateRecurring>,
 ) -> Result<(StatusCode, Json<RecurringResult>), ApiError> {
-    let weeks = Weeks::try_from(body.weeks).map_err(|e| ApiError::validation(vec![e.within("weeks")]))?;
+    let weeks =
+        Weeks::try_from(body.weeks).map_err(|e| ApiError::validation(vec![e.within("weeks")]))?;
     let first = instant_range(&body.start, &body.end)?;
     let ctx = engine::load(&app.db, body.facility_id).await?;
     let series_id = Uuid::now_v7();
     let mut occurrences = Vec::new();
     for occurrence in clubpulse_domain::weekly(ctx.time_zone(), &first, u32::from(weeks.get())) {
         let outcome = match occurrence {
-            Err(err) => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, err.code(), err.to_string())),
+            Err(err) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                err.code(),
+                err.to_string(),
+            )),
             Ok(range) => match check_rules(&app, &ctx, &range) {
                 Err(err) => Err(err),
                 Ok(()) => hold(&app, &ctx, &user, range, Some(series_id)).await,
@@ -338,7 +374,10 @@ async fn list_bookings(
 ) -> Result<Json<Vec<BookingView>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "must be between 1 and 200"));
+        return Err(ApiError::invalid_field(
+            "limit",
+            "must be between 1 and 200",
+        ));
     }
     let found = bookings::list_for_user(&app.db, user.id, limit).await?;
     Ok(Json(found.into_iter().map(Into::into).collect()))
@@ -382,12 +421,21 @@ async fn confirm_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    let mut tx = app.db.begin().await.map_err(clubpulse_storage::StorageError::from)?;
-    let current = bookings::lock(&mut tx, id, visible_to(&user)).await?.ok_or_else(booking_not_found)?;
+    let mut tx = app
+        .db
+        .begin()
+        .await
+        .map_err(clubpulse_storage::StorageError::from)?;
+    let current = bookings::lock(&mut tx, id, visible_to(&user))
+        .await?
+        .ok_or_else(booking_not_found)?;
     match current.status {
         BookingStatus::Confirmed => return Ok(Json(current.into())),
         BookingStatus::Cancelled => {
-            return Err(ApiError::conflict("booking_not_active", "this booking was cancelled"));
+            return Err(ApiError::conflict(
+                "booking_not_active",
+                "this booking was cancelled",
+            ));
         }
         BookingStatus::Expired => return Err(hold_expired()),
         BookingStatus::Held => {}
@@ -395,14 +443,24 @@ async fn confirm_booking(
     let ctx = engine::load_any(&app.db, current.facility_id).await?;
     match bookings::confirm(&mut tx, id).await? {
         Some(confirmed) => {
-            tx.commit().await.map_err(clubpulse_storage::StorageError::from)?;
-            engine::after_commit(&app, &ctx, std::slice::from_ref(&confirmed), BookingEventKind::Confirmed).await;
+            tx.commit()
+                .await
+                .map_err(clubpulse_storage::StorageError::from)?;
+            engine::after_commit(
+                &app,
+                &ctx,
+                std::slice::from_ref(&confirmed),
+                BookingEventKind::Confirmed,
+            )
+            .await;
             Ok(Json(confirmed.into()))
         }
         None => {
             // Held, but past its expiry: record that, and say so.
             let expired = bookings::expire(&mut tx, id).await?;
-            tx.commit().await.map_err(clubpulse_storage::StorageError::from)?;
+            tx.commit()
+                .await
+                .map_err(clubpulse_storage::StorageError::from)?;
             if let Some(expired) = expired {
                 engine::after_commit(&app, &ctx, &[expired], BookingEventKind::Expired).await;
             }
@@ -412,7 +470,10 @@ async fn confirm_booking(
 }
 
 fn hold_expired() -> ApiError {
-    ApiError::conflict("hold_expired", "the hold expired before it was confirmed; the slot may have been taken")
+    ApiError::conflict(
+        "hold_expired",
+        "the hold expired before it was confirmed; the slot may have been taken",
+    )
 }
 
 /// Cancels a hold or a booking and frees the slot. A confirmed booking cancelled later than the
@@ -428,19 +489,41 @@ async fn cancel_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    let mut tx = app.db.begin().await.map_err(clubpulse_storage::StorageError::from)?;
-    let current = bookings::lock(&mut tx, id, visible_to(&user)).await?.ok_or_else(booking_not_found)?;
+    let mut tx = app
+        .db
+        .begin()
+        .await
+        .map_err(clubpulse_storage::StorageError::from)?;
+    let current = bookings::lock(&mut tx, id, visible_to(&user))
+        .await?
+        .ok_or_else(booking_not_found)?;
     if !current.status.is_active() || current.class_id.is_some() {
-        return Err(ApiError::conflict("booking_not_active", format!("this booking is {}", current.status)));
+        return Err(ApiError::conflict(
+            "booking_not_active",
+            format!("this booking is {}", current.status),
+        ));
     }
     let ctx = engine::load_any(&app.db, current.facility_id).await?;
     let fee = match current.status {
-        BookingStatus::Confirmed => ctx.policy().fee(current.price_cents, current.start, Utc::now()),
+        BookingStatus::Confirmed => {
+            ctx.policy()
+                .fee(current.price_cents, current.start, Utc::now())
+        }
         _ => None,
     };
-    let cancelled = bookings::cancel(&mut tx, id, fee).await?.ok_or_else(booking_not_found)?;
-    tx.commit().await.map_err(clubpulse_storage::StorageError::from)?;
-    engine::after_commit(&app, &ctx, std::slice::from_ref(&cancelled), BookingEventKind::Cancelled).await;
+    let cancelled = bookings::cancel(&mut tx, id, fee)
+        .await?
+        .ok_or_else(booking_not_found)?;
+    tx.commit()
+        .await
+        .map_err(clubpulse_storage::StorageError::from)?;
+    engine::after_commit(
+        &app,
+        &ctx,
+        std::slice::from_ref(&cancelled),
+        BookingEventKind::Cancelled,
+    )
+    .await;
     Ok(Json(cancelled.into()))
 }
 
@@ -453,9 +536,15 @@ pub struct AvailabilityQuery {
     pub to: Option<String>,
 }
 
-fn span(from: Option<&str>, to: Option<&str>, max_days: i64) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
+fn span(
+    from: Option<&str>,
+    to: Option<&str>,
+    max_days: i64,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let mut check = Validation::new();
-    let from = from.map(|f| check.check("from", instant("from", f))).unwrap_or(Some(Utc::now()));
+    let from = from
+        .map(|f| check.check("from", instant("from", f)))
+        .unwrap_or(Some(Utc::now()));
     let to = match (to, from) {
         (Some(t), _) => check.check("to", instant("to", t)),
         (None, Some(from)) => Some(from + Duration::days(7)),
@@ -465,7 +554,11 @@ fn span(from: Option<&str>, to: Option<&str>, max_days: i64) -> Result<(DateTime
         return Err(ApiError::validation(check.into_errors()));
     };
     if to <= from {
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_range", "to must be after from"));
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_range",
+            "to must be after from",
+        ));
     }
     if to - from > Duration::days(max_days) {
         return Err(ApiError::new(
@@ -489,8 +582,12 @@ async fn facility_availability(
 ) -> Result<Json<FacilityAvailability>, ApiError> {
     let (from, to) = span(query.from.as_deref(), query.to.as_deref(), 31)?;
     let ctx = engine::load(&app.db, id).await?;
-    let mut answer = availability::for_facilities(&app, std::slice::from_ref(&ctx), from, to).await?;
-    answer.pop().map(Json).ok_or_else(|| ApiError::internal(anyhow::anyhow!("no availability computed")))
+    let mut answer =
+        availability::for_facilities(&app, std::slice::from_ref(&ctx), from, to).await?;
+    answer
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no availability computed")))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -511,18 +608,31 @@ async fn batch_availability(
     ApiQuery(query): ApiQuery<BatchQuery>,
 ) -> Result<Json<Vec<FacilityAvailability>>, ApiError> {
     let mut ids = Vec::new();
-    for raw in query.facility_ids.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        ids.push(raw.parse::<Uuid>().map_err(|_| ApiError::invalid_field("facility_ids", format!("{raw:?} is not a facility id")))?);
+    for raw in query
+        .facility_ids
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        ids.push(raw.parse::<Uuid>().map_err(|_| {
+            ApiError::invalid_field("facility_ids", format!("{raw:?} is not a facility id"))
+        })?);
     }
     ids.sort_unstable();
     ids.dedup();
     if ids.is_empty() || ids.len() > 50 {
-        return Err(ApiError::invalid_field("facility_ids", "name 1 to 50 facilities"));
+        return Err(ApiError::invalid_field(
+            "facility_ids",
+            "name 1 to 50 facilities",
+        ));
     }
     let (from, to) = span(query.from.as_deref(), query.to.as_deref(), 14)?;
     let found = facilities::find_many(&app.db, &ids).await?;
     if found.len() != ids.len() {
-        return Err(ApiError::not_found("facility_not_found", "one of the facilities does not exist"));
+        return Err(ApiError::not_found(
+            "facility_not_found",
+            "one of the facilities does not exist",
+        ));
     }
     let mut contexts = Vec::with_capacity(found.len());
     for facility in found {
@@ -531,7 +641,9 @@ async fn batch_availability(
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("facility without a club")))?;
         contexts.push(engine::context(facility, club)?);
     }
-    Ok(Json(availability::for_facilities(&app, &contexts, from, to).await?))
+    Ok(Json(
+        availability::for_facilities(&app, &contexts, from, to).await?,
+    ))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -555,7 +667,11 @@ async fn popular_times(
     let top: Vec<PopularSlot> = app.state.popularity.top(id, 24).await?;
     Ok(Json(
         top.into_iter()
-            .map(|p| PopularTime { weekday: p.weekday, hour: p.hour, bookings: p.count })
+            .map(|p| PopularTime {
+                weekday: p.weekday,
+                hour: p.hour,
+                bookings: p.count,
+            })
             .collect(),
     ))
 }

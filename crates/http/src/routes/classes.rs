@@ -13,8 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState,
-    engine,
+    ApiError, AppState, engine,
     error::responses::ProblemResponses,
     extract::{ApiJson, ApiPath, ApiQuery, CurrentUser, Staff},
     routes::bookings::{check_rules_for_class, instant_range},
@@ -102,7 +101,10 @@ async fn create_class(
     ApiJson(body): ApiJson<CreateClass>,
 ) -> Result<(StatusCode, Json<ClassView>), ApiError> {
     let mut check = Validation::new();
-    let title = check.check("title", clubpulse_domain::FacilityName::try_from(body.title.as_str()));
+    let title = check.check(
+        "title",
+        clubpulse_domain::FacilityName::try_from(body.title.as_str()),
+    );
     let capacity = check.check("capacity", Capacity::try_from(body.capacity));
     let (Some(title), Some(capacity)) = (title, capacity) else {
         return Err(ApiError::validation(check.into_errors()));
@@ -121,13 +123,17 @@ async fn create_class(
     };
     let mut tx = app.db.begin().await.map_err(StorageError::from)?;
     let class = classes::create(&mut tx, &new).await.map_err(|e| match e {
-        CreateClassError::SlotUnavailable => {
-            ApiError::conflict("slot_unavailable", "the facility is already booked at that time")
-        }
+        CreateClassError::SlotUnavailable => ApiError::conflict(
+            "slot_unavailable",
+            "the facility is already booked at that time",
+        ),
         CreateClassError::Storage(err) => err.into(),
     })?;
     tx.commit().await.map_err(StorageError::from)?;
-    let keys = ctx.day_keys(class.start, class.end + chrono::Duration::minutes(i64::from(ctx.facility.buffer_minutes)));
+    let keys = ctx.day_keys(
+        class.start,
+        class.end + chrono::Duration::minutes(i64::from(ctx.facility.buffer_minutes)),
+    );
     if let Err(err) = app.state.availability.invalidate(&keys).await {
         tracing::error!(error = %err, "could not invalidate cached availability");
     }
@@ -187,14 +193,19 @@ async fn enroll(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Enroll>,
 ) -> Result<(StatusCode, Json<EnrollmentView>), ApiError> {
-    let spots = Spots::try_from(body.spots.unwrap_or(1)).map_err(|e| ApiError::validation(vec![e.within("spots")]))?;
+    let spots = Spots::try_from(body.spots.unwrap_or(1))
+        .map_err(|e| ApiError::validation(vec![e.within("spots")]))?;
     let mut tx = app.db.begin().await.map_err(StorageError::from)?;
     let enrollment = classes::enroll(&mut tx, id, user.id, i32::from(spots.get()))
         .await
         .map_err(|e| match e {
             EnrollError::NotFound => ApiError::not_found("class_not_found", "no such class"),
-            EnrollError::Started => ApiError::conflict("class_started", "the class has already started"),
-            EnrollError::Full => ApiError::conflict("class_full", "not enough places left in this class"),
+            EnrollError::Started => {
+                ApiError::conflict("class_started", "the class has already started")
+            }
+            EnrollError::Full => {
+                ApiError::conflict("class_full", "not enough places left in this class")
+            }
             EnrollError::Storage(err) => err.into(),
         })?;
     tx.commit().await.map_err(StorageError::from)?;
@@ -218,8 +229,14 @@ async fn cancel_enrollment(
     match cancelled {
         Some(enrollment) => Ok(Json(enrollment.into())),
         None => match classes::find_enrollment(&app.db, id, owner).await? {
-            Some(_) => Err(ApiError::conflict("enrollment_not_active", "this enrolment was already cancelled")),
-            None => Err(ApiError::not_found("enrollment_not_found", "no such enrolment")),
+            Some(_) => Err(ApiError::conflict(
+                "enrollment_not_active",
+                "this enrolment was already cancelled",
+            )),
+            None => Err(ApiError::not_found(
+                "enrollment_not_found",
+                "no such enrolment",
+            )),
         },
     }
 }

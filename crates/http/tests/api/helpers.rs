@@ -84,6 +84,8 @@ pub struct TestApp {
     pub db: PgPool,
     pub database_url: String,
     pub redis_prefix: String,
+    /// The server's booking-event bus, to watch what it publishes.
+    pub events: clubpulse_http::engine::events::Events,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -133,6 +135,7 @@ impl TestApp {
             .await
             .expect("build the app");
         let addr = app.local_addr();
+        let events = app.state().events.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -146,6 +149,7 @@ impl TestApp {
             db,
             database_url,
             redis_prefix,
+            events,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -267,6 +271,58 @@ impl TestApp {
             .expect("connect to Redis")
     }
 
+    /// A facility in a fresh club (`timezone`), open 07:00–23:00 with 30-minute slots unless `extra`
+    /// says otherwise; returns the facility as the API answered it.
+    pub async fn facility(&self, admin: &TestUser, timezone: &str, extra: Value) -> Value {
+        let club: Value = self
+            .post(
+                "/api/v1/clubs",
+                json!({"name": format!("Club {}", Uuid::new_v4().simple()), "timezone": timezone}),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .expect("club body");
+        let mut body = json!({"club_id": club["id"], "name": format!("Court {}", Uuid::new_v4().simple()), "sport": "padel", "price_cents": 2000});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+            body.extend(extra);
+        }
+        let response = self
+            .post("/api/v1/facilities", body, Some(&admin.token))
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.expect("facility body")
+    }
+
+    /// Asks for a hold and returns the raw response.
+    pub async fn hold(
+        &self,
+        user: &TestUser,
+        facility: &Value,
+        start: &str,
+        end: &str,
+    ) -> reqwest::Response {
+        self.post(
+            "/api/v1/bookings",
+            json!({"facility_id": facility["id"], "start": start, "end": end}),
+            Some(&user.token),
+        )
+        .await
+    }
+
+    /// Active bookings of one facility that overlap another (should always be none).
+    pub async fn overlapping_active_bookings(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM bookings a JOIN bookings b
+               ON a.facility_id = b.facility_id AND a.id < b.id AND a.blocks && b.blocks
+             WHERE a.status IN ('held', 'confirmed') AND b.status IN ('held', 'confirmed')",
+        )
+        .fetch_one(&self.db)
+        .await
+        .expect("overlap check")
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&self.db)
@@ -313,4 +369,16 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         assert!(body[member].is_string(), "{member} missing; body: {body}");
     }
     body
+}
+
+/// An RFC 3339 instant `days` days from today at `hour:minute` local time in `zone`.
+pub fn local(zone: &str, days: i64, hour: u32, minute: u32) -> String {
+    use chrono::{TimeZone as _, Utc};
+    let tz: chrono_tz::Tz = zone.parse().expect("a time zone");
+    let date = Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(days);
+    let naive = date.and_hms_opt(hour, minute, 0).expect("a wall time");
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .expect("an existing local time")
+        .to_rfc3339()
 }

@@ -9,6 +9,8 @@ mod helpers;
 mod accounts;
 mod admin;
 mod bad_input;
+mod bookings;
+mod classes;
 mod clubs_and_facilities;
 mod instances;
 mod operations;
