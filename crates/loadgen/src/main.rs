@@ -6,7 +6,10 @@
 //! `--markdown`, ready for `docs/benchmarks.md`.
 
 use std::{
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -39,6 +42,11 @@ struct Args {
     /// Also print a Markdown table row.
     #[arg(long)]
     markdown: bool,
+    /// An admin account, for scenarios that create clubs and facilities.
+    #[arg(long, default_value = "")]
+    admin_email: String,
+    #[arg(long, default_value = "")]
+    admin_password: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
@@ -55,6 +63,12 @@ enum Scenario {
     /// No server: argon2id verifications at the service's parameters on every core, the ceiling
     /// for logins on this machine.
     Argon2Limit,
+    /// `POST /api/v1/bookings`: every client holds successive free 5-minute slots of its own facility.
+    Holds,
+    /// `GET /api/v1/facilities/{id}/availability` for one facility over a week (cached).
+    Availability,
+    /// Once: every client asks at the same moment for one of 20 slots of one facility.
+    Contention,
 }
 
 #[derive(Debug, Serialize)]
@@ -79,6 +93,25 @@ struct Request {
     path: String,
     token: Option<String>,
     body: Option<Value>,
+    /// For holds: the next slot to ask for, shared by warm-up and measurement.
+    sequence: Option<Arc<HoldSequence>>,
+}
+
+/// Successive slots of one facility: the k-th request asks for `[base + k·step, base + (k+1)·step)`.
+struct HoldSequence {
+    facility_id: String,
+    base: chrono::DateTime<chrono::Utc>,
+    step_minutes: i64,
+    next: AtomicU64,
+}
+
+impl HoldSequence {
+    fn body(&self) -> Value {
+        let k = i64::try_from(self.next.fetch_add(1, Ordering::Relaxed)).unwrap_or(0);
+        let start = self.base + chrono::Duration::minutes(k * self.step_minutes);
+        let end = start + chrono::Duration::minutes(self.step_minutes);
+        json!({"facility_id": self.facility_id, "start": start.to_rfc3339(), "end": end.to_rfc3339()})
+    }
 }
 
 #[tokio::main]
@@ -88,8 +121,15 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
     let base = args.base_url.trim_end_matches('/').to_owned();
+    if let Scenario::Contention = args.scenario {
+        return contention(&client, &base, &args).await;
+    }
     let (elapsed, histogram, errors) = if let Scenario::Argon2Limit = args.scenario {
         argon2_limit(Duration::from_secs(args.seconds)).await?
+    } else if let Scenario::Holds | Scenario::Availability = args.scenario {
+        let requests = prepare_bookings(&client, &base, &args).await?;
+        run(&client, &base, &requests, Duration::from_secs(args.warmup)).await?;
+        run(&client, &base, &requests, Duration::from_secs(args.seconds)).await?
     } else {
         let requests = prepare(&client, &base, args.scenario, args.concurrency).await?;
         run(&client, &base, &requests, Duration::from_secs(args.warmup)).await?;
@@ -143,6 +183,7 @@ async fn prepare(
         path: path.to_owned(),
         token,
         body: None,
+        sequence: None,
     };
     if let Scenario::Health = scenario {
         return Ok(vec![get("/health", None); clients]);
@@ -179,8 +220,9 @@ async fn prepare(
                 path: "/api/v1/auth/login".to_owned(),
                 token: None,
                 body: Some(json!({"email": email, "password": password})),
+                sequence: None,
             },
-            Scenario::Health | Scenario::Argon2Limit => get("/health", None),
+            _ => get("/health", None),
         });
     }
     Ok(requests)
@@ -208,7 +250,9 @@ async fn run(
                 if let Some(token) = &request.token {
                     builder = builder.bearer_auth(token);
                 }
-                if let Some(body) = &request.body {
+                if let Some(sequence) = &request.sequence {
+                    builder = builder.json(&sequence.body());
+                } else if let Some(body) = &request.body {
                     builder = builder.json(body);
                 }
                 let sent = Instant::now();
@@ -289,4 +333,260 @@ async fn argon2_limit(duration: Duration) -> anyhow::Result<(Duration, Histogram
         errors += failed;
     }
     Ok((started.elapsed(), total, errors))
+}
+
+/// Registers a member and returns its session token.
+async fn member(client: &reqwest::Client, base: &str, tag: &str) -> anyhow::Result<String> {
+    let email = format!(
+        "load-{tag}-{}@clubpulse.test",
+        uuid::Uuid::new_v4().simple()
+    );
+    let password = "load-test-password";
+    let registered = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": email, "password": password, "name": "Load"}))
+        .send()
+        .await?;
+    if registered.status() != 201 {
+        bail!("register answered {}", registered.status());
+    }
+    login(client, base, &email, password).await
+}
+
+async fn login(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<String> {
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(login["token"]
+        .as_str()
+        .context("login gave no token")?
+        .to_owned())
+}
+
+/// A club in UTC and `count` facilities open around the clock with 5-minute slots.
+async fn facilities(
+    client: &reqwest::Client,
+    base: &str,
+    args: &Args,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
+    let club: Value = client
+        .post(format!("{base}/api/v1/clubs"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": format!("Load club {}", uuid::Uuid::new_v4().simple()), "timezone": "UTC"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let all_day = json!([["00:00", "24:00"]]);
+    let hours = json!({"mon": all_day, "tue": all_day, "wed": all_day, "thu": all_day, "fri": all_day, "sat": all_day, "sun": all_day});
+    let mut ids = Vec::with_capacity(count);
+    for i in 0..count {
+        let facility: Value = client
+            .post(format!("{base}/api/v1/facilities"))
+            .bearer_auth(&admin)
+            .json(&json!({"club_id": club["id"], "name": format!("Court {i}"), "sport": "padel", "slot_minutes": 5, "opening_hours": hours}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        ids.push(
+            facility["id"]
+                .as_str()
+                .context("no facility id")?
+                .to_owned(),
+        );
+    }
+    Ok(ids)
+}
+
+/// Holds: a facility and a member per client, each walking its facility's slots from tomorrow.
+/// Availability: one facility, read by every client over the coming week.
+async fn prepare_bookings(
+    client: &reqwest::Client,
+    base: &str,
+    args: &Args,
+) -> anyhow::Result<Vec<Request>> {
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .context("midnight")?
+        .and_utc();
+    if let Scenario::Availability = args.scenario {
+        // A typical facility: open 07:00–23:00, 30-minute slots, so a week is 224 slots.
+        let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
+        let club: Value = client
+            .post(format!("{base}/api/v1/clubs"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": format!("Availability club {}", uuid::Uuid::new_v4().simple()), "timezone": "Europe/Madrid"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let facility: Value = client
+            .post(format!("{base}/api/v1/facilities"))
+            .bearer_auth(&admin)
+            .json(&json!({"club_id": club["id"], "name": "Pista 1", "sport": "padel"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = facility["id"].as_str().context("no facility id")?;
+        let from = tomorrow.to_rfc3339().replace('+', "%2B");
+        let to = (tomorrow + chrono::Duration::days(7))
+            .to_rfc3339()
+            .replace('+', "%2B");
+        let path = format!("/api/v1/facilities/{id}/availability?from={from}&to={to}");
+        return Ok((0..args.concurrency)
+            .map(|_| Request {
+                method: reqwest::Method::GET,
+                path: path.clone(),
+                token: None,
+                body: None,
+                sequence: None,
+            })
+            .collect());
+    }
+    let ids = facilities(client, base, args, args.concurrency).await?;
+    let mut requests = Vec::with_capacity(ids.len());
+    for facility_id in ids {
+        requests.push(Request {
+            method: reqwest::Method::POST,
+            path: "/api/v1/bookings".to_owned(),
+            token: Some(member(client, base, "holds").await?),
+            body: None,
+            sequence: Some(Arc::new(HoldSequence {
+                facility_id,
+                base: tomorrow,
+                step_minutes: 5,
+                next: AtomicU64::new(0),
+            })),
+        });
+    }
+    Ok(requests)
+}
+
+#[derive(Debug, Serialize)]
+struct ContentionReport {
+    scenario: &'static str,
+    clients: usize,
+    slots: usize,
+    won: u64,
+    lost_with_alternatives: u64,
+    lost_without_alternatives: u64,
+    other: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// Every client asks at the same moment for one of 20 half-hour slots of one facility.
+async fn contention(client: &reqwest::Client, base: &str, args: &Args) -> anyhow::Result<()> {
+    const SLOTS: usize = 20;
+    let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
+    let club: Value = client
+        .post(format!("{base}/api/v1/clubs"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": format!("Contention club {}", uuid::Uuid::new_v4().simple()), "timezone": "UTC"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let facility: Value = client
+        .post(format!("{base}/api/v1/facilities"))
+        .bearer_auth(&admin)
+        .json(&json!({"club_id": club["id"], "name": "Centre court", "sport": "tennis"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let facility_id = facility["id"]
+        .as_str()
+        .context("no facility id")?
+        .to_owned();
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .date_naive()
+        .and_hms_opt(8, 0, 0)
+        .context("8:00")?
+        .and_utc();
+    let mut tokens = Vec::with_capacity(args.concurrency);
+    let registrations = (0..args.concurrency).map(|_| member(client, base, "contention"));
+    for token in futures::future::join_all(registrations).await {
+        tokens.push(token?);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(tokens.len()));
+    let tasks = tokens.into_iter().enumerate().map(|(i, token)| {
+        let client = client.clone();
+        let url = format!("{base}/api/v1/bookings");
+        let barrier = barrier.clone();
+        let start = tomorrow + chrono::Duration::minutes(30 * (i % SLOTS) as i64);
+        let body = json!({"facility_id": facility_id, "start": start.to_rfc3339(), "end": (start + chrono::Duration::minutes(30)).to_rfc3339()});
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let sent = Instant::now();
+            let response = client.post(url).bearer_auth(token).json(&body).send().await?;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let alternatives = body["alternatives"].as_array().map_or(0, Vec::len);
+            anyhow::Ok((sent.elapsed(), status, alternatives))
+        })
+    });
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut won, mut lost_with, mut lost_without, mut other) = (0, 0, 0, 0);
+    for result in futures::future::join_all(tasks).await {
+        let (elapsed, status, alternatives) = result??;
+        histogram.saturating_record(
+            u64::try_from(elapsed.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        );
+        match (status, alternatives) {
+            (201, _) => won += 1,
+            (409, 0) => lost_without += 1,
+            (409, _) => lost_with += 1,
+            _ => other += 1,
+        }
+    }
+    let report = ContentionReport {
+        scenario: "contention",
+        clients: args.concurrency,
+        slots: SLOTS,
+        won,
+        lost_with_alternatives: lost_with,
+        lost_without_alternatives: lost_without,
+        other,
+        p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        max_ms: histogram.max() as f64 / 1000.0,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    if args.markdown {
+        println!(
+            "| contention | {} clients, {} slots | won {} | lost with alternatives {} | lost without {} | other {} | p50 {:.2} ms | p99 {:.2} ms |",
+            report.clients,
+            report.slots,
+            report.won,
+            report.lost_with_alternatives,
+            report.lost_without_alternatives,
+            report.other,
+            report.p50_ms,
+            report.p99_ms
+        );
+    }
+    if won as usize > SLOTS || other > 0 {
+        bail!(
+            "contention broke an invariant: {won} winners for {SLOTS} slots, {other} unexpected answers"
+        );
+    }
+    Ok(())
 }

@@ -73,6 +73,47 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Facility>>
     .await?)
 }
 
+/// A live facility and its club, in one query (the booking path's first read).
+pub async fn find_with_club(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<(Facility, crate::clubs::Club)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        facility: Facility,
+        club_name: String,
+        club_timezone: String,
+        club_free_cancellation_minutes: i32,
+        club_late_cancellation_fee_percent: i32,
+        club_created_at: DateTime<Utc>,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT f.id, f.club_id, f.name, f.sport, f.description, f.specifications, f.opening_hours,
+                f.slot_minutes, f.buffer_minutes, f.price_cents, f.currency, f.created_at, f.updated_at,
+                c.name AS club_name, c.timezone AS club_timezone,
+                c.free_cancellation_minutes AS club_free_cancellation_minutes,
+                c.late_cancellation_fee_percent AS club_late_cancellation_fee_percent,
+                c.created_at AS club_created_at
+         FROM facilities f JOIN clubs c ON c.id = f.club_id
+         WHERE f.id = $1 AND f.retired_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| {
+        let club = crate::clubs::Club {
+            id: r.facility.club_id,
+            name: r.club_name,
+            timezone: r.club_timezone,
+            free_cancellation_minutes: r.club_free_cancellation_minutes,
+            late_cancellation_fee_percent: r.club_late_cancellation_fee_percent,
+            created_at: r.club_created_at,
+        };
+        (r.facility, club)
+    }))
+}
+
 /// A facility whether live or retired (bookings keep pointing at retired ones).
 pub async fn find_any(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Facility>> {
     Ok(

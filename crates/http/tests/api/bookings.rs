@@ -13,7 +13,15 @@ const MADRID: &str = "Europe/Madrid";
 
 #[tokio::test]
 async fn a_member_holds_confirms_and_cancels_a_slot() {
-    let app = TestApp::spawn().await;
+    hold_confirm_cancel(TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn the_booking_lifecycle_works_on_the_in_process_state_too() {
+    hold_confirm_cancel(TestApp::spawn_in_process().await).await;
+}
+
+async fn hold_confirm_cancel(app: TestApp) {
     let admin = app.user(Role::Admin).await;
     let member = app.user(Role::Member).await;
     let court = app.facility(&admin, MADRID, json!({})).await;
@@ -507,6 +515,48 @@ async fn an_expired_hold_blocks_nobody_even_before_the_sweeper_runs() {
     )
     .await;
     assert_eq!(app.overlapping_active_bookings().await, 0);
+}
+
+#[tokio::test]
+async fn availability_follows_every_write_in_process() {
+    let app = TestApp::spawn_in_process().await;
+    let admin = app.user(Role::Admin).await;
+    let member = app.user(Role::Member).await;
+    let court = app.facility(&admin, MADRID, json!({})).await;
+    let slot = local(MADRID, 1, 18, 0);
+    let path = format!(
+        "/api/v1/facilities/{}/availability?from={}&to={}",
+        court["id"].as_str().unwrap(),
+        urlenc(&slot),
+        urlenc(&local(MADRID, 1, 18, 30))
+    );
+    let state = |body: Value| body["slots"][0]["state"].as_str().unwrap().to_owned();
+    assert_eq!(
+        state(app.get(&path, None).await.json().await.unwrap()),
+        "free"
+    );
+
+    let held: Value = app
+        .hold(&member, &court, &slot, &local(MADRID, 1, 18, 30))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        state(app.get(&path, None).await.json().await.unwrap()),
+        "held"
+    );
+    let id = held["id"].as_str().unwrap();
+    app.post(
+        &format!("/api/v1/bookings/{id}/cancel"),
+        json!({}),
+        Some(&member.token),
+    )
+    .await;
+    assert_eq!(
+        state(app.get(&path, None).await.json().await.unwrap()),
+        "free"
+    );
 }
 
 #[tokio::test]
