@@ -138,7 +138,8 @@ pub fn is_overlap(err: &sqlx::Error) -> bool {
     }
 }
 
-/// A new hold, and the stale holds it expired on the way. Runs in the caller's transaction:
+/// A new hold, and the stale holds it expired on the way, in one round trip (the `hold_slot`
+/// function, which runs as its own transaction):
 ///
 /// 1. locks the member's row, so one member's concurrent requests count their holds one at a time;
 /// 2. refuses a member at the hold limit (a series counts once);
@@ -146,46 +147,14 @@ pub fn is_overlap(err: &sqlx::Error) -> bool {
 ///    nobody even before the sweeper reaches it;
 /// 4. inserts; the exclusion constraint refuses an overlap with any active booking.
 pub async fn create_hold(
-    tx: &mut PgConnection,
+    db: impl PgExecutor<'_>,
     new: &NewHold,
 ) -> std::result::Result<(Booking, Vec<Booking>), HoldError> {
-    sqlx::query("SELECT 1 FROM users WHERE id = $1 FOR UPDATE")
-        .bind(new.user_id)
-        .execute(&mut *tx)
-        .await?;
-    let active: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT coalesce(series_id, id)) FROM bookings
-         WHERE user_id = $1 AND status = 'held' AND hold_expires_at > now()
-           AND ($2::uuid IS NULL OR series_id IS DISTINCT FROM $2)",
-    )
-    .bind(new.user_id)
-    .bind(new.series_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if active >= new.max_active_holds {
-        return Err(HoldError::TooManyHolds);
-    }
-    let expired: Vec<Row> = sqlx::query_as(&format!(
-        "UPDATE bookings SET status = 'expired', expired_at = now()
-         WHERE facility_id = $1 AND status = 'held' AND hold_expires_at <= now()
-           AND blocks && tstzrange($2, $3 + make_interval(mins => $4), '[)')
-         RETURNING {COLUMNS}"
+    let id = Uuid::now_v7();
+    let found: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM hold_slot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     ))
-    .bind(new.facility_id)
-    .bind(new.range.start())
-    .bind(new.range.end())
-    .bind(new.buffer_minutes)
-    .fetch_all(&mut *tx)
-    .await?;
-    let row: Row = sqlx::query_as(&format!(
-        "INSERT INTO bookings (id, facility_id, user_id, status, during, blocks, hold_expires_at,
-             price_cents, currency, series_id)
-         VALUES ($1, $2, $3, 'held', tstzrange($4, $5, '[)'),
-             tstzrange($4, $5 + make_interval(mins => $6), '[)'),
-             now() + make_interval(secs => $7), $8, $9, $10)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
+    .bind(id)
     .bind(new.facility_id)
     .bind(new.user_id)
     .bind(new.range.start())
@@ -195,9 +164,22 @@ pub async fn create_hold(
     .bind(new.price_cents)
     .bind(&new.currency)
     .bind(new.series_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((row.try_into()?, rows(expired)?))
+    .bind(new.max_active_holds)
+    .fetch_all(db)
+    .await
+    .map_err(|err| match &err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("CP001") => {
+            HoldError::TooManyHolds
+        }
+        _ => HoldError::from(err),
+    })?;
+    let (created, expired): (Vec<Booking>, Vec<Booking>) =
+        rows(found)?.into_iter().partition(|b| b.id == id);
+    let created = created
+        .into_iter()
+        .next()
+        .ok_or_else(|| StorageError::Corrupt("hold_slot returned no new booking".to_owned()))?;
+    Ok((created, expired))
 }
 
 /// A booking, visible to its owner, or to anyone when `owner` is `None` (staff).

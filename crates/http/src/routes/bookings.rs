@@ -172,16 +172,8 @@ async fn hold(
         series_id,
         max_active_holds: i64::from(app.config.booking.max_active_holds),
     };
-    let mut tx = app
-        .db
-        .begin()
-        .await
-        .map_err(clubpulse_storage::StorageError::from)?;
-    match bookings::create_hold(&mut tx, &new).await {
+    match bookings::create_hold(&app.db, &new).await {
         Ok((booking, expired)) => {
-            tx.commit()
-                .await
-                .map_err(|e| conflict_or_internal(e, "committing a hold"))?;
             if !expired.is_empty() {
                 engine::after_commit(app, ctx, &expired, BookingEventKind::Expired).await;
             }
@@ -195,7 +187,6 @@ async fn hold(
             Ok(booking)
         }
         Err(HoldError::SlotUnavailable) => {
-            drop(tx);
             let alternatives = alternatives::find(app, ctx, &range, window(app)).await?;
             Err(slot_unavailable(alternatives))
         }
@@ -207,15 +198,6 @@ async fn hold(
             ),
         )),
         Err(HoldError::Storage(err)) => Err(err.into()),
-    }
-}
-
-/// A commit can fail on the exclusion constraint too (deferred checks); that is a conflict.
-fn conflict_or_internal(err: sqlx::Error, what: &str) -> ApiError {
-    if bookings::is_overlap(&err) {
-        slot_unavailable(Vec::new())
-    } else {
-        ApiError::internal(anyhow::Error::new(err).context(what.to_owned()))
     }
 }
 
