@@ -34,6 +34,16 @@ pub struct AppState {
     pub embedded_db: bool,
 }
 
+impl AppState {
+    /// Starts a database transaction; failing to get one is the database's error, not the caller's.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        self.db
+            .begin()
+            .await
+            .map_err(|e| clubpulse_storage::StorageError::from(e).into())
+    }
+}
+
 /// A bound, ready-to-run server.
 #[derive(Debug)]
 pub struct App {

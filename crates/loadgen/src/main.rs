@@ -372,6 +372,46 @@ async fn login(
         .to_owned())
 }
 
+/// POSTs `body` as `token` and returns the answer's JSON.
+async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    Ok(client
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// A fresh club in `timezone` with one facility made of `facility` (plus the club id).
+async fn club_with_facility(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    timezone: &str,
+    facility: Value,
+) -> anyhow::Result<String> {
+    let club = post_json(
+        client,
+        format!("{base}/api/v1/clubs"),
+        admin,
+        json!({"name": format!("Load club {}", uuid::Uuid::new_v4().simple()), "timezone": timezone}),
+    )
+    .await?;
+    let mut body = facility;
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("club_id".to_owned(), club["id"].clone());
+    }
+    let created = post_json(client, format!("{base}/api/v1/facilities"), admin, body).await?;
+    Ok(created["id"].as_str().context("no facility id")?.to_owned())
+}
+
 /// A club in UTC and `count` facilities open around the clock with 5-minute slots.
 async fn facilities(
     client: &reqwest::Client,
@@ -425,23 +465,8 @@ async fn prepare_bookings(
     if let Scenario::Availability = args.scenario {
         // A typical facility: open 07:00–23:00, 30-minute slots, so a week is 224 slots.
         let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
-        let club: Value = client
-            .post(format!("{base}/api/v1/clubs"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": format!("Availability club {}", uuid::Uuid::new_v4().simple()), "timezone": "Europe/Madrid"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let facility: Value = client
-            .post(format!("{base}/api/v1/facilities"))
-            .bearer_auth(&admin)
-            .json(&json!({"club_id": club["id"], "name": "Pista 1", "sport": "padel"}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let id = facility["id"].as_str().context("no facility id")?;
+        let facility = json!({"name": "Pista 1", "sport": "padel"});
+        let id = club_with_facility(client, base, &admin, "Europe/Madrid", facility).await?;
         let from = tomorrow.to_rfc3339().replace('+', "%2B");
         let to = (tomorrow + chrono::Duration::days(7))
             .to_rfc3339()
@@ -494,26 +519,8 @@ struct ContentionReport {
 async fn contention(client: &reqwest::Client, base: &str, args: &Args) -> anyhow::Result<()> {
     const SLOTS: usize = 20;
     let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
-    let club: Value = client
-        .post(format!("{base}/api/v1/clubs"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": format!("Contention club {}", uuid::Uuid::new_v4().simple()), "timezone": "UTC"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let facility: Value = client
-        .post(format!("{base}/api/v1/facilities"))
-        .bearer_auth(&admin)
-        .json(&json!({"club_id": club["id"], "name": "Centre court", "sport": "tennis"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let facility_id = facility["id"]
-        .as_str()
-        .context("no facility id")?
-        .to_owned();
+    let facility = json!({"name": "Centre court", "sport": "tennis"});
+    let facility_id = club_with_facility(client, base, &admin, "UTC", facility).await?;
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .date_naive()
         .and_hms_opt(8, 0, 0)

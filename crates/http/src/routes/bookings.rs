@@ -370,6 +370,19 @@ fn visible_to(user: &CurrentUser) -> Option<Uuid> {
     (!user.role.includes(clubpulse_domain::Role::Staff)).then_some(user.id)
 }
 
+/// Opens a transaction and locks a booking the user may see; another member's is 404.
+async fn lock_visible(
+    app: &AppState,
+    id: Uuid,
+    user: &CurrentUser,
+) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Booking), ApiError> {
+    let mut tx = app.begin().await?;
+    let current = bookings::lock(&mut tx, id, visible_to(user))
+        .await?
+        .ok_or_else(booking_not_found)?;
+    Ok((tx, current))
+}
+
 fn booking_not_found() -> ApiError {
     ApiError::not_found("booking_not_found", "no such booking")
 }
@@ -403,14 +416,7 @@ async fn confirm_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    let mut tx = app
-        .db
-        .begin()
-        .await
-        .map_err(clubpulse_storage::StorageError::from)?;
-    let current = bookings::lock(&mut tx, id, visible_to(&user))
-        .await?
-        .ok_or_else(booking_not_found)?;
+    let (mut tx, current) = lock_visible(&app, id, &user).await?;
     match current.status {
         BookingStatus::Confirmed => return Ok(Json(current.into())),
         BookingStatus::Cancelled => {
@@ -471,14 +477,7 @@ async fn cancel_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    let mut tx = app
-        .db
-        .begin()
-        .await
-        .map_err(clubpulse_storage::StorageError::from)?;
-    let current = bookings::lock(&mut tx, id, visible_to(&user))
-        .await?
-        .ok_or_else(booking_not_found)?;
+    let (mut tx, current) = lock_visible(&app, id, &user).await?;
     if !current.status.is_active() || current.class_id.is_some() {
         return Err(ApiError::conflict(
             "booking_not_active",

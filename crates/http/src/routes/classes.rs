@@ -121,7 +121,7 @@ async fn create_class(
         created_by: staff.id,
         currency: ctx.facility.currency.clone(),
     };
-    let mut tx = app.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = app.begin().await?;
     let class = classes::create(&mut tx, &new).await.map_err(|e| match e {
         CreateClassError::SlotUnavailable => ApiError::conflict(
             "slot_unavailable",
@@ -195,7 +195,7 @@ async fn enroll(
 ) -> Result<(StatusCode, Json<EnrollmentView>), ApiError> {
     let spots = Spots::try_from(body.spots.unwrap_or(1))
         .map_err(|e| ApiError::validation(vec![e.within("spots")]))?;
-    let mut tx = app.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = app.begin().await?;
     let enrollment = classes::enroll(&mut tx, id, user.id, i32::from(spots.get()))
         .await
         .map_err(|e| match e {
@@ -223,7 +223,7 @@ async fn cancel_enrollment(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<EnrollmentView>, ApiError> {
     let owner = (!user.role.includes(clubpulse_domain::Role::Staff)).then_some(user.id);
-    let mut tx = app.db.begin().await.map_err(StorageError::from)?;
+    let mut tx = app.begin().await?;
     let cancelled = classes::cancel_enrollment(&mut tx, id, owner).await?;
     tx.commit().await.map_err(StorageError::from)?;
     match cancelled {
