@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub request_timeout_seconds: u64,
     /// How long shutdown waits for in-flight requests. `CLUBPULSE_SHUTDOWN_GRACE_SECONDS`, default 20.
     pub shutdown_grace_seconds: u64,
+    /// Origins besides the public URL's whose pages may send cookie-authenticated writes (a separate
+    /// front-end, say). `CLUBPULSE_ALLOWED_ORIGINS`, comma-separated, default none.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -47,6 +50,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             request_timeout_seconds: 30,
             shutdown_grace_seconds: 20,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -345,6 +349,13 @@ impl Config {
             "CLUBPULSE_SHUTDOWN_GRACE_SECONDS",
             &mut self.server.shutdown_grace_seconds,
         )?;
+        env.string("CLUBPULSE_ALLOWED_ORIGINS", |v| {
+            self.server.allowed_origins = v
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        });
         env.string("DATABASE_URL", |v| self.database.url = Some(Secret(v)));
         env.string("CLUBPULSE_DATA_DIR", |v| self.database.data_dir = v.into());
         env.string("CLUBPULSE_PG_BIN_DIR", |v| {
@@ -440,6 +451,27 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The origins (`scheme://host[:port]`) whose pages may send cookie-authenticated writes: the
+    /// public URL's and the configured ones.
+    pub fn trusted_origins(&self) -> Vec<String> {
+        let public = self.public_url();
+        let origin = match public.find("://") {
+            Some(i) => match public[i + 3..].find('/') {
+                Some(j) => public[..i + 3 + j].to_owned(),
+                None => public,
+            },
+            None => public,
+        };
+        let mut origins = vec![origin.to_ascii_lowercase()];
+        origins.extend(
+            self.server
+                .allowed_origins
+                .iter()
+                .map(|o| o.to_ascii_lowercase()),
+        );
+        origins
     }
 
     /// The public base URL, without a trailing slash.

@@ -65,6 +65,13 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.server.addr))?;
         let grace = config.server.shutdown_grace();
+        let mut config = config;
+        if config.server.public_url.is_none()
+            && let Ok(bound) = listener.local_addr()
+        {
+            // Port 0 picked a port: links and the CSRF origin use the real one.
+            config.server.public_url = Some(format!("http://{bound}"));
+        }
         let state = AppState {
             db,
             state,
@@ -153,6 +160,10 @@ pub fn router(state: AppState) -> Router {
                     "a handler panicked: {message}"
                 )))
             },
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::csrf,
         ))
         .layer(from_fn(middleware::security_headers))
         .layer(from_fn(middleware::problem_fallback))

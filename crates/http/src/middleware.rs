@@ -5,7 +5,8 @@
 //!   cause once, and echoes the id on the response.
 //! - [`problem_fallback`]: a safety net turning any error response that is not problem+json yet
 //!   (axum's 405, a timeout's 408, a panic's 500) into one. JSON error bodies are left alone.
-//! - [`security_headers`]: headers every response carries.
+//! - [`security_headers`]: headers every response carries, with a content security policy.
+//! - [`csrf`]: refuses cookie-authenticated writes coming from another site's page.
 
 use std::time::Instant;
 
@@ -125,6 +126,52 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
     problem
 }
 
+/// Refuses an unsafe request (POST, PUT, PATCH, DELETE) that carries the session cookie but no
+/// `Authorization` header, unless its `Origin` (or, without one, its `Referer`) is one of the
+/// service's trusted origins. Browsers attach cookies to cross-site requests but always say where
+/// they come from, so a page on another site cannot act with a member's session. Requests
+/// authenticated by a Bearer token are exempt: another site cannot make a browser send one.
+pub async fn csrf(
+    axum::extract::State(app): axum::extract::State<crate::AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let unsafe_method = !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let headers = req.headers();
+    let cookie_session = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(crate::extract::SESSION_COOKIE));
+    if !unsafe_method || !cookie_session || headers.contains_key(header::AUTHORIZATION) {
+        return next.run(req).await;
+    }
+    let claimed = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+        .or_else(|| {
+            let referer = headers.get(header::REFERER)?.to_str().ok()?;
+            let scheme_end = referer.find("://")? + 3;
+            let end = referer[scheme_end..]
+                .find('/')
+                .map_or(referer.len(), |i| scheme_end + i);
+            Some(referer[..end].to_ascii_lowercase())
+        });
+    match claimed {
+        Some(origin) if app.config.trusted_origins().contains(&origin) => next.run(req).await,
+        _ => axum::response::IntoResponse::into_response(
+            crate::ApiError::forbidden(
+                "a cookie-authenticated change must come from this site's own pages (Origin check)",
+            )
+            .with_code("csrf_rejected"),
+        ),
+    }
+}
+
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
@@ -144,5 +191,20 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     if is_api {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    let is_html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    // Pages load only their own scripts and styles and may not be framed; API answers load nothing.
+    let policy = if is_html {
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'"
+    } else {
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    };
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(policy),
+    );
     response
 }

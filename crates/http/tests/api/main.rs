@@ -14,3 +14,4 @@ mod classes;
 mod clubs_and_facilities;
 mod instances;
 mod operations;
+mod protection;
