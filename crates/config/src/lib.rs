@@ -18,6 +18,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub sessions: SessionConfig,
     pub booking: BookingConfig,
+    pub rate_limits: RateLimitConfig,
     pub log: LogConfig,
 }
 
@@ -196,6 +197,42 @@ impl BookingConfig {
     }
 }
 
+/// Request rate limits, each per minute.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// `CLUBPULSE_RATE_LIMITS=off` disables every limit (for benchmarks only). Default on.
+    pub enabled: bool,
+    /// Requests per minute per client IP, on every route. `CLUBPULSE_RATE_LIMIT_GLOBAL`, default 100.
+    pub global_per_ip: u32,
+    /// Login attempts per minute per IP, and per account. `CLUBPULSE_RATE_LIMIT_LOGIN`, default 5.
+    pub login: u32,
+    /// Holds (bookings) a member may ask for per minute. `CLUBPULSE_RATE_LIMIT_BOOKING`, default 20.
+    pub booking: u32,
+    /// Checkouts (confirmations) a member may make per minute. `CLUBPULSE_RATE_LIMIT_CHECKOUT`,
+    /// default 10.
+    pub checkout: u32,
+    /// IPs and CIDRs exempt from the per-IP limits. `CLUBPULSE_RATE_LIMIT_ALLOW`, comma-separated.
+    pub allow: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDRs). `CLUBPULSE_TRUSTED_PROXIES`,
+    /// comma-separated, default none: the client IP is the socket's.
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            global_per_ip: 100,
+            login: 5,
+            booking: 20,
+            checkout: 10,
+            allow: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -304,6 +341,16 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
         "booking.availability_ttl_seconds",
     ),
+    (
+        "CLUBPULSE_RATE_LIMITS",
+        "rate_limits.enabled (off disables every limit)",
+    ),
+    ("CLUBPULSE_RATE_LIMIT_GLOBAL", "rate_limits.global_per_ip"),
+    ("CLUBPULSE_RATE_LIMIT_LOGIN", "rate_limits.login"),
+    ("CLUBPULSE_RATE_LIMIT_BOOKING", "rate_limits.booking"),
+    ("CLUBPULSE_RATE_LIMIT_CHECKOUT", "rate_limits.checkout"),
+    ("CLUBPULSE_RATE_LIMIT_ALLOW", "rate_limits.allow"),
+    ("CLUBPULSE_TRUSTED_PROXIES", "rate_limits.trusted_proxies"),
     ("CLUBPULSE_LOG", "log.filter"),
     ("CLUBPULSE_LOG_FORMAT", "log.format"),
 ];
@@ -398,6 +445,32 @@ impl Config {
             "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
             &mut self.booking.availability_ttl_seconds,
         )?;
+        if let Some(value) = env.get("CLUBPULSE_RATE_LIMITS") {
+            self.rate_limits.enabled = match value.trim().to_ascii_lowercase().as_str() {
+                "off" | "false" | "0" | "no" => false,
+                "on" | "true" | "1" | "yes" => true,
+                _ => return Err(env.error("CLUBPULSE_RATE_LIMITS", value, "use on or off")),
+            };
+        }
+        env.parse(
+            "CLUBPULSE_RATE_LIMIT_GLOBAL",
+            &mut self.rate_limits.global_per_ip,
+        )?;
+        env.parse("CLUBPULSE_RATE_LIMIT_LOGIN", &mut self.rate_limits.login)?;
+        env.parse(
+            "CLUBPULSE_RATE_LIMIT_BOOKING",
+            &mut self.rate_limits.booking,
+        )?;
+        env.parse(
+            "CLUBPULSE_RATE_LIMIT_CHECKOUT",
+            &mut self.rate_limits.checkout,
+        )?;
+        env.string("CLUBPULSE_RATE_LIMIT_ALLOW", |v| {
+            self.rate_limits.allow = list(&v)
+        });
+        env.string("CLUBPULSE_TRUSTED_PROXIES", |v| {
+            self.rate_limits.trusted_proxies = list(&v);
+        });
         env.string("CLUBPULSE_LOG", |v| self.log.filter = v);
         if let Some(value) = env.get("CLUBPULSE_LOG_FORMAT") {
             self.log.format = match value.as_str() {
@@ -434,6 +507,21 @@ impl Config {
                 "CLUBPULSE_BOOKING_WINDOW_DAYS",
                 self.booking.window_days.to_string(),
                 "the booking window and the sweep interval must be positive",
+            ));
+        }
+        let limits = &self.rate_limits;
+        if [
+            limits.global_per_ip,
+            limits.login,
+            limits.booking,
+            limits.checkout,
+        ]
+        .contains(&0)
+        {
+            return Err(bad(
+                "CLUBPULSE_RATE_LIMIT_GLOBAL",
+                "0".into(),
+                "a limit of 0 would refuse everything; use CLUBPULSE_RATE_LIMITS=off to disable limits",
             ));
         }
         if self.database.max_connections == 0 {
@@ -483,6 +571,15 @@ impl Config {
             .trim_end_matches('/')
             .to_owned()
     }
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);

@@ -30,6 +30,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// Booking events, published after each commit.
     pub events: Events,
+    /// Rate limits, parsed from the configuration.
+    pub limits: crate::limits::Limits,
     /// Whether the database is the embedded cluster (reported by `/ready`).
     pub embedded_db: bool,
 }
@@ -75,6 +77,7 @@ impl App {
         let state = AppState {
             db,
             state,
+            limits: crate::limits::Limits::new(&config.rate_limits)?,
             config: Arc::new(config),
             passwords: Passwords::default(),
             events: Events::default(),
@@ -162,8 +165,12 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state,
+            state.clone(),
             middleware::csrf,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            crate::limits::per_ip,
         ))
         .layer(from_fn(middleware::security_headers))
         .layer(from_fn(middleware::problem_fallback))

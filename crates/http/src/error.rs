@@ -52,8 +52,15 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     detail: String,
+    /// The rarer parts, boxed so that `Result<_, ApiError>` stays small on the happy path.
+    more: Box<More>,
+}
+
+#[derive(Debug, Default)]
+struct More {
     errors: Vec<FieldError>,
     extra: Map<String, Value>,
+    headers: Vec<(axum::http::HeaderName, HeaderValue)>,
     cause: Option<anyhow::Error>,
 }
 
@@ -63,10 +70,18 @@ impl ApiError {
             status,
             code,
             detail: detail.into(),
-            errors: Vec::new(),
-            extra: Map::new(),
-            cause: None,
+            more: Box::default(),
         }
+    }
+
+    /// Adds response headers (`Retry-After` on a 429, say).
+    #[must_use]
+    pub fn with_headers(
+        mut self,
+        headers: impl IntoIterator<Item = (axum::http::HeaderName, HeaderValue)>,
+    ) -> Self {
+        self.more.headers.extend(headers);
+        self
     }
 
     /// 400: the request could not be read at all.
@@ -100,14 +115,13 @@ impl ApiError {
             [one] => format!("{} {}", one.field, one.message),
             _ => format!("{} fields are invalid", errors.len()),
         };
-        Self {
-            errors,
-            ..Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                detail,
-            )
-        }
+        let mut error = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        );
+        error.more.errors = errors;
+        error
     }
 
     /// 422 for a single field.
@@ -117,14 +131,13 @@ impl ApiError {
 
     /// 500: nothing about the cause reaches the client; it is logged with the request.
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
-        Self {
-            cause: Some(cause.into()),
-            ..Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                "the server failed to handle this request; it has been logged",
-            )
-        }
+        let mut error = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed to handle this request; it has been logged",
+        );
+        error.more.cause = Some(cause.into());
+        error
     }
 
     /// 503: a dependency is unavailable.
@@ -133,10 +146,9 @@ impl ApiError {
         detail: impl Into<String>,
         cause: anyhow::Error,
     ) -> Self {
-        Self {
-            cause: Some(cause),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
-        }
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        error.more.cause = Some(cause);
+        error
     }
 
     /// The same error with a more specific code (`invalid_credentials` rather than `unauthenticated`).
@@ -149,7 +161,7 @@ impl ApiError {
     /// Adds a member to the problem document (`alternatives` on a booking conflict, say).
     #[must_use]
     pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_owned(), value);
+        self.more.extra.insert(key.to_owned(), value);
         self
     }
 
@@ -159,7 +171,8 @@ impl ApiError {
         (
             self.code,
             self.detail.clone(),
-            self.extra
+            self.more
+                .extra
                 .get("alternatives")
                 .cloned()
                 .unwrap_or(Value::Null),
@@ -217,10 +230,13 @@ impl IntoResponse for ApiError {
             self.status,
             self.code,
             &self.detail,
-            &self.errors,
-            self.extra,
+            &self.more.errors,
+            self.more.extra,
         );
-        if let Some(cause) = self.cause {
+        for (name, value) in self.more.headers {
+            response.headers_mut().insert(name, value);
+        }
+        if let Some(cause) = self.more.cause {
             response
                 .extensions_mut()
                 .insert(InternalCause(Arc::new(cause)));

@@ -10,6 +10,7 @@
 //! - [`error`]: [`ApiError`], the one error type, rendered as RFC 9457 problem+json.
 //! - [`extract`]: request extractors: JSON/query/path with problem+json rejections, and
 //!   authentication ([`extract::CurrentUser`], [`extract::Staff`], [`extract::Admin`]).
+//! - [`limits`]: rate limits per IP, per account and per member, and the client IP.
 //! - [`middleware`]: request ids, request logging, security headers, and the problem+json safety net.
 //! - [`passwords`]: argon2id hashing on the blocking pool.
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod middleware;
 pub mod passwords;
 pub mod routes;

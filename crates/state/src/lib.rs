@@ -15,10 +15,13 @@
 //!   ([`PopularTimes`]).
 //! - [`holds`]: a mirror of active holds with their expiry ([`HoldMirror`]), for fast reads only;
 //!   PostgreSQL stays the authority.
+//! - [`rate_limit`]: exact sliding-window request limits per caller-chosen key ([`RateLimiter`]),
+//!   agreed on by every instance.
 
 pub mod availability;
 pub mod holds;
 pub mod popularity;
+pub mod rate_limit;
 pub mod redis_conn;
 pub mod sessions;
 
@@ -27,6 +30,7 @@ use std::sync::Arc;
 pub use availability::{AvailabilityCache, Cached, DayBits, DayKey};
 pub use holds::HoldMirror;
 pub use popularity::{PopularSlot, PopularTimes};
+pub use rate_limit::{Decision, Limit, RateLimiter};
 pub use redis_conn::{RedisConn, RedisOptions};
 pub use sessions::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash};
 
@@ -68,6 +72,8 @@ pub struct StateBackends {
     pub popularity: Arc<dyn PopularTimes>,
     /// The mirror of active holds.
     pub holds: Arc<dyn HoldMirror>,
+    /// Sliding-window rate limits.
+    pub rate_limiter: Arc<dyn RateLimiter>,
     redis: Option<RedisConn>,
 }
 
@@ -99,6 +105,7 @@ impl StateBackends {
             availability: Arc::new(availability::RedisAvailabilityCache::new(conn.clone())),
             popularity: Arc::new(popularity::RedisPopularTimes::new(conn.clone())),
             holds: Arc::new(holds::RedisHoldMirror::new(conn.clone())),
+            rate_limiter: Arc::new(rate_limit::RedisRateLimiter::new(conn.clone())),
             redis: Some(conn),
         }
     }
@@ -111,6 +118,7 @@ impl StateBackends {
             availability: Arc::new(availability::MemoryAvailabilityCache::default()),
             popularity: Arc::new(popularity::MemoryPopularTimes::default()),
             holds: Arc::new(holds::MemoryHoldMirror::default()),
+            rate_limiter: Arc::new(rate_limit::MemoryRateLimiter::default()),
             redis: None,
         }
     }

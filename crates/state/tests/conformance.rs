@@ -17,8 +17,8 @@ use std::{
 use chrono::{NaiveDate, Utc};
 use clubpulse_domain::Role;
 use clubpulse_state::{
-    AvailabilityCache, Cached, DayBits, DayKey, NewSession, PopularSlot, RedisConn, RedisOptions,
-    SessionStore, SessionToken, StateBackends,
+    AvailabilityCache, Cached, DayBits, DayKey, Decision, Limit, NewSession, PopularSlot,
+    RateLimiter, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends,
 };
 use uuid::Uuid;
 
@@ -81,6 +81,15 @@ conformance!(
     a_mirrored_hold_is_found_until_removed,
     a_mirrored_hold_expires_at_its_expiry,
     a_hold_mirrored_with_a_past_expiry_stores_nothing,
+    a_rate_limit_admits_exactly_max_then_refuses,
+    rate_limit_keys_are_independent,
+    a_rate_limit_admits_again_once_the_window_has_passed,
+    refused_requests_are_not_counted_against_the_limit,
+    concurrent_checks_on_one_key_admit_exactly_max,
+    the_rate_limit_window_slides,
+    reset_after_counts_down_from_the_oldest_counted_request,
+    a_lowered_limit_waits_until_enough_requests_have_left,
+    degenerate_limits_are_decided_without_counting,
 );
 
 fn new_session(user_id: Uuid, idle: Duration, absolute: Duration) -> NewSession {
@@ -781,4 +790,270 @@ async fn a_hold_mirrored_with_a_past_expiry_stores_nothing(state: StateBackends)
         .await
         .unwrap();
     assert_eq!(holds.get(booking).await.unwrap(), None);
+}
+
+// --- Rate limiting ---
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn check(limiter: &Arc<dyn RateLimiter>, key: &str, limit: Limit) -> Decision {
+    limiter.check(key, limit).await.unwrap()
+}
+
+/// Checks `key` `n` times and returns how many were admitted.
+async fn admitted(limiter: &Arc<dyn RateLimiter>, key: &str, limit: Limit, n: u32) -> u32 {
+    let mut admitted = 0;
+    for _ in 0..n {
+        if check(limiter, key, limit).await.allowed {
+            admitted += 1;
+        }
+    }
+    admitted
+}
+
+fn assert_within(d: Duration, low: Duration, high: Duration, what: &str) {
+    assert!(
+        low <= d && d <= high,
+        "{what} {d:?} is not in {low:?}..={high:?}"
+    );
+}
+
+async fn a_rate_limit_admits_exactly_max_then_refuses(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let limit = Limit::new(5, MINUTE);
+    let key = "ip:203.0.113.7:global";
+
+    for expected_remaining in (0..5).rev() {
+        let decision = check(&limiter, key, limit).await;
+        assert!(decision.allowed, "{decision:?}");
+        assert_eq!(decision.limit, 5);
+        assert_eq!(decision.remaining, expected_remaining);
+        assert_eq!(decision.retry_after, None);
+        assert_within(
+            decision.reset_after,
+            MINUTE - Duration::from_secs(5),
+            MINUTE,
+            "reset_after",
+        );
+    }
+    for _ in 0..3 {
+        let decision = check(&limiter, key, limit).await;
+        assert!(!decision.allowed, "{decision:?}");
+        assert_eq!(decision.limit, 5);
+        assert_eq!(decision.remaining, 0);
+        let retry_after = decision.retry_after.unwrap();
+        assert_within(
+            retry_after,
+            MINUTE - Duration::from_secs(5),
+            MINUTE,
+            "retry_after",
+        );
+        // With exactly `max` counted, the next slot frees up when the oldest leaves.
+        assert_eq!(retry_after, decision.reset_after);
+    }
+}
+
+async fn rate_limit_keys_are_independent(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let limit = Limit::new(2, MINUTE);
+    // Braces must not let keys share a log (the Redis key wraps the caller's key in a hash tag).
+    let keys = [
+        "user:1",
+        "user:12",
+        "{user:1}",
+        "user:1}",
+        "ip:203.0.113.7:login",
+    ];
+
+    assert_eq!(admitted(&limiter, keys[0], limit, 5).await, 2);
+    for key in &keys[1..] {
+        assert_eq!(admitted(&limiter, key, limit, 5).await, 2, "key {key:?}");
+    }
+    // The same key under a larger limit shares the log of its earlier checks.
+    assert_eq!(
+        admitted(&limiter, keys[0], Limit::new(3, MINUTE), 5).await,
+        1
+    );
+}
+
+async fn a_rate_limit_admits_again_once_the_window_has_passed(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let limit = Limit::new(3, Duration::from_millis(400));
+    let key = "user:window";
+
+    assert_eq!(admitted(&limiter, key, limit, 5).await, 3);
+    tokio::time::sleep(Duration::from_millis(550)).await;
+
+    let decision = check(&limiter, key, limit).await;
+    assert!(decision.allowed, "{decision:?}");
+    assert_eq!(decision.remaining, 2);
+    assert_eq!(admitted(&limiter, key, limit, 5).await, 2);
+}
+
+async fn refused_requests_are_not_counted_against_the_limit(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let limit = Limit::new(3, Duration::from_millis(500));
+    let key = "ip:198.51.100.4:global";
+    let start = tokio::time::Instant::now();
+
+    assert_eq!(admitted(&limiter, key, limit, 3).await, 3);
+    // Refusals between 250 and ~350 ms would, if counted, still fill the window at 600 ms.
+    tokio::time::sleep_until(start + Duration::from_millis(250)).await;
+    for _ in 0..10 {
+        let decision = check(&limiter, key, limit).await;
+        assert!(!decision.allowed, "{decision:?}");
+        assert!(decision.retry_after.unwrap() <= limit.window);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep_until(start + Duration::from_millis(600)).await;
+
+    assert_eq!(admitted(&limiter, key, limit, 6).await, 3);
+}
+
+async fn concurrent_checks_on_one_key_admit_exactly_max(state: StateBackends) {
+    const TASKS: u32 = 200;
+    const MAX: u32 = 37;
+    let limiter = state.rate_limiter;
+    let limit = Limit::new(MAX, MINUTE);
+
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("ip:192.0.2.1:global", limit).await })
+        })
+        .collect();
+    let mut remaining_of_admitted = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let decision = task.await.unwrap().unwrap();
+        if decision.allowed {
+            remaining_of_admitted.push(decision.remaining);
+        } else {
+            refused += 1;
+            assert_eq!(decision.remaining, 0);
+        }
+    }
+
+    assert_eq!(remaining_of_admitted.len(), MAX as usize);
+    assert_eq!(refused, TASKS - MAX);
+    // Each admitted request saw its own place in the count.
+    remaining_of_admitted.sort_unstable();
+    assert_eq!(remaining_of_admitted, (0..MAX).collect::<Vec<_>>());
+    assert!(!check(&limiter, "ip:192.0.2.1:global", limit).await.allowed);
+}
+
+async fn the_rate_limit_window_slides(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let limit = Limit::new(4, Duration::from_millis(600));
+    let key = "user:sliding";
+    let start = tokio::time::Instant::now();
+
+    assert_eq!(admitted(&limiter, key, limit, 2).await, 2);
+    tokio::time::sleep_until(start + Duration::from_millis(350)).await;
+    assert_eq!(admitted(&limiter, key, limit, 2).await, 2);
+    let refused = check(&limiter, key, limit).await;
+    assert!(!refused.allowed, "{refused:?}");
+    // The first two leave at ~600 ms, ~250 ms from now.
+    let retry_after = refused.retry_after.unwrap();
+    assert_within(
+        retry_after,
+        Duration::from_millis(100),
+        Duration::from_millis(260),
+        "retry_after",
+    );
+
+    // At ~700 ms the first two have left but the two from ~350 ms remain until ~950 ms: a fixed
+    // window would have admitted all four again (or none).
+    tokio::time::sleep_until(start + Duration::from_millis(700)).await;
+    let first = check(&limiter, key, limit).await;
+    assert!(first.allowed, "{first:?}");
+    assert_eq!(first.remaining, 1);
+    assert!(check(&limiter, key, limit).await.allowed);
+    let refused = check(&limiter, key, limit).await;
+    assert!(!refused.allowed, "{refused:?}");
+    assert_within(
+        refused.retry_after.unwrap(),
+        Duration::from_millis(50),
+        Duration::from_millis(260),
+        "retry_after",
+    );
+}
+
+async fn reset_after_counts_down_from_the_oldest_counted_request(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let window = Duration::from_millis(1000);
+    let limit = Limit::new(10, window);
+    let key = "user:reset";
+
+    let first = check(&limiter, key, limit).await;
+    assert_within(
+        first.reset_after,
+        window - Duration::from_millis(100),
+        window,
+        "reset_after",
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The oldest counted request is still the first, ~300 ms old.
+    let later = check(&limiter, key, limit).await;
+    assert!(later.allowed);
+    assert_eq!(later.remaining, 8);
+    assert_within(
+        later.reset_after,
+        Duration::from_millis(1),
+        Duration::from_millis(700),
+        "reset_after",
+    );
+}
+
+async fn a_lowered_limit_waits_until_enough_requests_have_left(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let window = Duration::from_millis(800);
+    let key = "user:lowered";
+    let start = tokio::time::Instant::now();
+
+    assert_eq!(admitted(&limiter, key, Limit::new(5, window), 3).await, 3);
+    tokio::time::sleep_until(start + Duration::from_millis(300)).await;
+    assert_eq!(admitted(&limiter, key, Limit::new(5, window), 2).await, 2);
+
+    // Five counted against a limit of two: a slot frees up only once four have left, i.e. when the
+    // first one from ~300 ms leaves at ~1100 ms, not when the oldest leaves at ~800 ms.
+    tokio::time::sleep_until(start + Duration::from_millis(400)).await;
+    let refused = check(&limiter, key, Limit::new(2, window)).await;
+    assert!(!refused.allowed, "{refused:?}");
+    assert_eq!(refused.remaining, 0);
+    assert_within(
+        refused.retry_after.unwrap(),
+        Duration::from_millis(550),
+        Duration::from_millis(710),
+        "retry_after",
+    );
+    assert_within(
+        refused.reset_after,
+        Duration::from_millis(1),
+        Duration::from_millis(410),
+        "reset_after",
+    );
+}
+
+async fn degenerate_limits_are_decided_without_counting(state: StateBackends) {
+    let limiter = state.rate_limiter;
+    let key = "user:degenerate";
+
+    let closed = check(&limiter, key, Limit::new(0, MINUTE)).await;
+    assert_eq!(
+        closed,
+        Decision {
+            allowed: false,
+            limit: 0,
+            remaining: 0,
+            reset_after: Duration::ZERO,
+            retry_after: Some(MINUTE),
+        }
+    );
+    let unwindowed = check(&limiter, key, Limit::new(3, Duration::ZERO)).await;
+    assert!(unwindowed.allowed);
+    assert_eq!(unwindowed.remaining, 3);
+    // Neither counted anything.
+    assert_eq!(admitted(&limiter, key, Limit::new(3, MINUTE), 5).await, 3);
 }

@@ -101,6 +101,26 @@ pub async fn find_credentials(
         .transpose()
 }
 
+/// The password hash of an account, to check its current password.
+pub async fn password_hash(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+/// Replaces an account's password hash.
+pub async fn set_password(db: impl PgExecutor<'_>, id: Uuid, password_hash: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Marks an account banned (keeping the first ban time); `None` when there is no such account.
 pub async fn ban(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<User>> {
     let row: Option<UserRow> = sqlx::query_as(&format!(

@@ -19,6 +19,7 @@ use crate::{
     ApiError, AppState,
     error::responses::ProblemResponses,
     extract::{ApiJson, ApiPath, CurrentUser, SESSION_COOKIE, UserAgent},
+    limits::{self, ClientIp, Policy},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -30,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_sessions))
         .routes(routes!(end_session))
         .routes(routes!(me))
+        .routes(routes!(change_password))
 }
 
 /// An account, as its owner and admins see it.
@@ -119,10 +121,14 @@ pub struct LoginResponse {
 async fn login(
     State(app): State<AppState>,
     UserAgent(user_agent): UserAgent,
+    ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let email =
         Email::try_from(body.email).map_err(|e| ApiError::validation(vec![e.within("email")]))?;
+    // Per IP and per account, whether or not the account exists, before any password is checked.
+    limits::check(&app, Policy::LoginIp, &ip.to_string(), true).await?;
+    limits::check(&app, Policy::LoginAccount, email.as_str(), true).await?;
     if body.password.is_empty() || body.password.len() > 4 * Password::MAX_CHARS {
         return Err(ApiError::invalid_field(
             "password",
@@ -292,4 +298,50 @@ async fn me(State(app): State<AppState>, user: CurrentUser) -> Result<Json<UserV
     found
         .map(|u| Json(u.into()))
         .ok_or_else(|| ApiError::unauthenticated("the account no longer exists"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub current_password: String,
+    /// 8 to 128 characters.
+    pub new_password: String,
+}
+
+/// Changes my password. Every other session of mine ends; this one stays.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = ChangePassword,
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Password changed, other sessions ended"), ProblemResponses))]
+async fn change_password(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let new = Password::try_from(body.new_password)
+        .map_err(|e| ApiError::validation(vec![e.within("new_password")]))?;
+    let stored = users::password_hash(&app.db, user.id).await?;
+    let matches = app
+        .passwords
+        .verify(body.current_password, stored)
+        .await
+        .map_err(ApiError::internal)?;
+    if !matches {
+        return Err(
+            ApiError::forbidden("the current password is wrong").with_code("wrong_password")
+        );
+    }
+    let hash = app
+        .passwords
+        .hash(new.expose().to_owned())
+        .await
+        .map_err(ApiError::internal)?;
+    users::set_password(&app.db, user.id, &hash).await?;
+    let mut ended = 0;
+    for session in app.state.sessions.list_for_user(user.id).await? {
+        if session.id != user.session.id && app.state.sessions.revoke(user.id, session.id).await? {
+            ended += 1;
+        }
+    }
+    tracing::info!(user.id = %user.id, sessions = ended, "password changed; other sessions ended");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -25,6 +25,7 @@ use crate::{
     },
     error::responses::ProblemResponses,
     extract::{ApiJson, ApiPath, ApiQuery, CurrentUser},
+    limits::{self, Policy},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -231,6 +232,7 @@ async fn create_hold(
     user: CurrentUser,
     ApiJson(body): ApiJson<CreateHold>,
 ) -> Result<(StatusCode, Json<BookingView>), ApiError> {
+    limits::check(&app, Policy::Booking, &user.id.to_string(), true).await?;
     let range = instant_range(&body.start, &body.end)?;
     let ctx = engine::load(&app.db, body.facility_id).await?;
     check_rules(&app, &ctx, &range)?;
@@ -283,6 +285,7 @@ async fn create_recurring(
     user: CurrentUser,
     ApiJson(body): ApiJson<CreateRecurring>,
 ) -> Result<(StatusCode, Json<RecurringResult>), ApiError> {
+    limits::check(&app, Policy::Booking, &user.id.to_string(), true).await?;
     let weeks =
         Weeks::try_from(body.weeks).map_err(|e| ApiError::validation(vec![e.within("weeks")]))?;
     let first = instant_range(&body.start, &body.end)?;
@@ -416,6 +419,7 @@ async fn confirm_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
+    limits::check(&app, Policy::Checkout, &user.id.to_string(), true).await?;
     let (mut tx, current) = lock_visible(&app, id, &user).await?;
     match current.status {
         BookingStatus::Confirmed => return Ok(Json(current.into())),

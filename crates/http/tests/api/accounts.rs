@@ -411,3 +411,66 @@ async fn concurrent_logins_each_get_a_distinct_working_session() {
         .unwrap();
     assert_eq!(sessions.len(), 51);
 }
+
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    let app = TestApp::spawn().await;
+    let member = app.user(Role::Member).await;
+    let phone = app.token(&member.email, &member.password).await;
+    let other = app.user(Role::Member).await;
+    let change = |current: &str| json!({"current_password": current, "new_password": "a brand new password"});
+
+    assert_problem(
+        app.post(
+            "/api/v1/auth/password",
+            change("not it"),
+            Some(&member.token),
+        )
+        .await,
+        403,
+        "wrong_password",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/me", Some(&phone)).await.status(),
+        200,
+        "a failed change ends nothing"
+    );
+
+    let response = app
+        .post(
+            "/api/v1/auth/password",
+            change(&member.password),
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    assert_eq!(
+        app.get("/api/v1/me", Some(&member.token)).await.status(),
+        200,
+        "this session stays"
+    );
+    assert_problem(
+        app.get("/api/v1/me", Some(&phone)).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    assert_eq!(
+        app.get("/api/v1/me", Some(&other.token)).await.status(),
+        200
+    );
+    assert_problem(
+        app.login(&member.email, &member.password).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_eq!(
+        app.login(&member.email, "a brand new password")
+            .await
+            .status(),
+        200
+    );
+}

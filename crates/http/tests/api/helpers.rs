@@ -61,6 +61,8 @@ pub struct Setup {
     pub database_url: Option<String>,
     /// Reuse a Redis key prefix (two instances sharing state); a fresh one otherwise.
     pub redis_prefix: Option<String>,
+    /// Another Redis server than the suite's (one a test stops and starts).
+    pub redis_url: Option<String>,
     pub config: Config,
 }
 
@@ -68,10 +70,14 @@ impl Default for Setup {
     fn default() -> Self {
         let mut config = Config::default();
         config.server.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        // Every test client is 127.0.0.1, so the production limits would make unrelated tests
+        // collide; the limits have tests of their own that turn them on.
+        config.rate_limits.enabled = false;
         Self {
             backend: Backend::Redis,
             database_url: None,
             redis_prefix: None,
+            redis_url: None,
             config,
         }
     }
@@ -115,11 +121,11 @@ impl TestApp {
         config.database.url = Some(Secret::new(database_url.clone()));
         let state = match setup.backend {
             Backend::Redis => {
-                let options = RedisOptions::new(
-                    &env("CLUBPULSE_TEST_REDIS_URL"),
-                    false,
-                    redis_prefix.clone(),
-                );
+                let url = setup
+                    .redis_url
+                    .clone()
+                    .unwrap_or_else(|| env("CLUBPULSE_TEST_REDIS_URL"));
+                let options = RedisOptions::new(&url, false, redis_prefix.clone());
                 StateBackends::redis(
                     RedisConn::connect(&options)
                         .await

@@ -108,6 +108,7 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("get", "/api/v1/auth/sessions"),
         ("delete", "/api/v1/auth/sessions/{id}"),
         ("get", "/api/v1/me"),
+        ("post", "/api/v1/auth/password"),
         ("post", "/api/v1/admin/users/{id}/revoke-sessions"),
         ("post", "/api/v1/admin/users/{id}/ban"),
         ("post", "/api/v1/clubs"),

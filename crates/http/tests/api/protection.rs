@@ -128,3 +128,325 @@ async fn pages_and_answers_carry_a_content_security_policy() {
     assert!(api_policy.starts_with("default-src 'none'"), "{api_policy}");
     let _: Vec<Value> = api.json().await.unwrap();
 }
+
+fn limited(global: u32) -> Setup {
+    let mut setup = Setup::default();
+    setup.config.rate_limits.enabled = true;
+    setup.config.rate_limits.global_per_ip = global;
+    setup
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn a_limit_admits_exactly_its_number_across_two_instances() {
+    let a = TestApp::spawn_with(limited(20)).await;
+    let b = TestApp::spawn_with(Setup {
+        database_url: Some(a.database_url.clone()),
+        redis_prefix: Some(a.redis_prefix.clone()),
+        ..limited(20)
+    })
+    .await;
+
+    let requests = (0..100).map(|i| {
+        if i % 2 == 0 {
+            a.get("/api/v1/clubs", None)
+        } else {
+            b.get("/api/v1/clubs", None)
+        }
+    });
+    let responses = futures::future::join_all(requests).await;
+
+    let mut admitted = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            200 => admitted += 1,
+            429 => {
+                let retry: u64 = header(&response, "retry-after")
+                    .unwrap_or_else(|| panic!("{:?}", response.headers()))
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&retry));
+                assert_eq!(
+                    header(&response, "ratelimit-remaining").as_deref(),
+                    Some("0")
+                );
+                assert_eq!(
+                    header(&response, "x-ratelimit-limit").as_deref(),
+                    Some("20")
+                );
+                assert_problem(response, 429, "rate_limited").await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(admitted, 20);
+}
+
+#[tokio::test]
+async fn answers_count_down_the_remaining_requests() {
+    let app = TestApp::spawn_with(limited(5)).await;
+
+    for expected in (0..5).rev() {
+        let response = app.get("/api/v1/clubs", None).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "ratelimit-limit").as_deref(), Some("5"));
+        assert_eq!(
+            header(&response, "ratelimit-remaining"),
+            Some(expected.to_string())
+        );
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining"),
+            Some(expected.to_string())
+        );
+        let reset: u64 = header(&response, "ratelimit-reset")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&reset));
+    }
+    let refused = app.get("/api/v1/clubs", None).await;
+    assert_eq!(refused.status(), 429);
+    assert_eq!(
+        app.get("/health", None).await.status(),
+        200,
+        "probes are not limited"
+    );
+}
+
+#[tokio::test]
+async fn allowed_addresses_are_not_limited_per_ip() {
+    let mut setup = limited(3);
+    setup.config.rate_limits.allow = vec!["127.0.0.0/8".to_owned()];
+    let app = TestApp::spawn_with(setup).await;
+
+    for _ in 0..10 {
+        let response = app.get("/api/v1/clubs", None).await;
+        assert_eq!(response.status(), 200);
+        assert!(header(&response, "ratelimit-limit").is_none());
+    }
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_account_whether_or_not_it_exists() {
+    let mut setup = limited(1000);
+    setup.config.rate_limits.login = 5;
+    setup.config.rate_limits.allow = vec!["127.0.0.1".to_owned()];
+    let app = TestApp::spawn_with(setup).await;
+    let member = app.user(Role::Member).await; // one login already counted for this account
+
+    for _ in 0..4 {
+        assert_problem(
+            app.login(&member.email, "wrong password").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_problem(
+        app.login(&member.email, &member.password).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    for _ in 0..5 {
+        assert_problem(
+            app.login("ghost@clubpulse.test", "wrong password").await,
+            401,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert_problem(
+        app.login("ghost@clubpulse.test", "wrong password").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_ip() {
+    let mut setup = limited(1000);
+    setup.config.rate_limits.login = 5;
+    let app = TestApp::spawn_with(setup).await;
+
+    for i in 0..5 {
+        let response = app
+            .login(&format!("nobody{i}@clubpulse.test"), "whatever")
+            .await;
+        assert_problem(response, 401, "invalid_credentials").await;
+    }
+    assert_problem(
+        app.login("someone-else@clubpulse.test", "whatever").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn holds_are_limited_per_member() {
+    let mut setup = limited(1000);
+    setup.config.rate_limits.booking = 2;
+    setup.config.rate_limits.allow = vec!["127.0.0.1".to_owned()];
+    let app = TestApp::spawn_with(setup).await;
+    let admin = app.user(Role::Admin).await;
+    let member = app.user(Role::Member).await;
+    let court = app.facility(&admin, "Europe/Madrid", json!({})).await;
+    let at = |h| crate::helpers::local("Europe/Madrid", 1, h, 0);
+    let till = |h| crate::helpers::local("Europe/Madrid", 1, h, 30);
+
+    assert_eq!(
+        app.hold(&member, &court, &at(9), &till(9)).await.status(),
+        201
+    );
+    assert_eq!(
+        app.hold(&member, &court, &at(10), &till(10)).await.status(),
+        201
+    );
+    assert_problem(
+        app.hold(&member, &court, &at(11), &till(11)).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(app.count("bookings").await, 2);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    let get = |app: &TestApp, forwarded: &str| {
+        app.client
+            .get(app.url("/api/v1/clubs"))
+            .header("x-forwarded-for", forwarded.to_owned())
+            .send()
+    };
+    let mut behind_proxy = limited(2);
+    behind_proxy.config.rate_limits.trusted_proxies = vec!["127.0.0.1".to_owned()];
+    let app = TestApp::spawn_with(behind_proxy).await;
+    for _ in 0..2 {
+        assert_eq!(
+            get(&app, "198.51.100.9, 203.0.113.5")
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(
+        get(&app, "198.51.100.9, 203.0.113.5")
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    assert_eq!(
+        get(&app, "203.0.113.6").await.unwrap().status(),
+        200,
+        "another client has its own budget"
+    );
+
+    let direct = TestApp::spawn_with(limited(2)).await;
+    for forwarded in ["203.0.113.7", "203.0.113.8"] {
+        assert_eq!(get(&direct, forwarded).await.unwrap().status(), 200);
+    }
+    assert_eq!(
+        get(&direct, "203.0.113.9").await.unwrap().status(),
+        429,
+        "a client cannot pick its own address"
+    );
+}
+
+/// A Redis server of the test's own, to stop and start.
+struct OwnRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server on the PATH (scripts/setup installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self { port, child }
+    }
+
+    fn stop(mut self) -> u16 {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        self.port
+    }
+}
+
+#[tokio::test]
+async fn with_redis_down_writes_fail_closed_reads_stay_up_and_recovery_is_automatic() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = OwnRedis::start(port).await;
+    let app = TestApp::spawn_with(Setup {
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        ..limited(1000)
+    })
+    .await;
+    let member = app.user(Role::Member).await;
+    let port = redis.stop();
+
+    let started = std::time::Instant::now();
+    let login = app.login(&member.email, &member.password).await;
+    assert_problem(login, 503, "rate_limiter_unavailable").await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        app.get("/api/v1/clubs", None).await.status(),
+        200,
+        "public reads stay up"
+    );
+    let register = app.register("new@clubpulse.test", "a long password").await;
+    assert_eq!(register.status(), 503);
+    assert_eq!(
+        app.count("users").await,
+        1,
+        "a refused write changes nothing"
+    );
+
+    let redis = OwnRedis::start(port).await;
+    let mut recovered = false;
+    for _ in 0..40 {
+        if app.login(&member.email, &member.password).await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "logins work again once Redis is back");
+    redis.stop();
+}
