@@ -212,6 +212,8 @@ pub struct RateLimitConfig {
     /// Checkouts (confirmations) a member may make per minute. `CLUBPULSE_RATE_LIMIT_CHECKOUT`,
     /// default 10.
     pub checkout: u32,
+    /// Requests per minute per API key. `CLUBPULSE_RATE_LIMIT_API_KEY`, default 600.
+    pub api_key: u32,
     /// IPs and CIDRs exempt from the per-IP limits. `CLUBPULSE_RATE_LIMIT_ALLOW`, comma-separated.
     pub allow: Vec<String>,
     /// Proxies whose `X-Forwarded-For` is believed (IPs or CIDRs). `CLUBPULSE_TRUSTED_PROXIES`,
@@ -227,6 +229,7 @@ impl Default for RateLimitConfig {
             login: 5,
             booking: 20,
             checkout: 10,
+            api_key: 600,
             allow: Vec::new(),
             trusted_proxies: Vec::new(),
         }
@@ -349,6 +352,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CLUBPULSE_RATE_LIMIT_LOGIN", "rate_limits.login"),
     ("CLUBPULSE_RATE_LIMIT_BOOKING", "rate_limits.booking"),
     ("CLUBPULSE_RATE_LIMIT_CHECKOUT", "rate_limits.checkout"),
+    ("CLUBPULSE_RATE_LIMIT_API_KEY", "rate_limits.api_key"),
     ("CLUBPULSE_RATE_LIMIT_ALLOW", "rate_limits.allow"),
     ("CLUBPULSE_TRUSTED_PROXIES", "rate_limits.trusted_proxies"),
     ("CLUBPULSE_LOG", "log.filter"),
@@ -464,6 +468,10 @@ impl Config {
         env.parse(
             "CLUBPULSE_RATE_LIMIT_CHECKOUT",
             &mut self.rate_limits.checkout,
+        )?;
+        env.parse(
+            "CLUBPULSE_RATE_LIMIT_API_KEY",
+            &mut self.rate_limits.api_key,
         )?;
         env.string("CLUBPULSE_RATE_LIMIT_ALLOW", |v| {
             self.rate_limits.allow = list(&v)

@@ -138,12 +138,94 @@ where
     }
 }
 
-/// The member behind the request's session, whatever their role.
+/// Who is making the request, whatever their role: a member through their session, or an
+/// integration through an API key (acting for the admin who made it, with at most staff rights).
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub id: Uuid,
     pub role: Role,
-    pub session: SessionRecord,
+    /// The session, when the request came with one.
+    pub session: Option<SessionRecord>,
+    /// The API key, when the request came with one.
+    pub api_key: Option<Uuid>,
+}
+
+impl CurrentUser {
+    /// The session, for routes that manage sessions; an API key has none (403).
+    pub fn session(&self) -> Result<&SessionRecord, ApiError> {
+        self.session.as_ref().ok_or_else(|| {
+            ApiError::forbidden("this needs a logged-in session, not an API key")
+                .with_code("session_required")
+        })
+    }
+}
+
+/// The prefix every API key starts with.
+pub const API_KEY_PREFIX: &str = "cpk_";
+
+/// The API key a request carries: `X-API-Key`, or a Bearer token that is one.
+fn api_key(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .or_else(|| {
+            let token = session_token(headers)?;
+            token
+                .expose()
+                .starts_with(API_KEY_PREFIX)
+                .then(|| token.expose().to_owned())
+        })
+        .filter(|k| !k.is_empty())
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Resolves an API key to the principal it acts as, checking its scope against the method.
+async fn key_user(state: &AppState, key: &str, parts: &Parts) -> Result<CurrentUser, ApiError> {
+    let refused = || ApiError::unauthenticated("the API key is unknown, revoked or expired");
+    // cpk_<12 characters>_<secret>: the first part finds the row, the whole key's hash proves it.
+    let prefix = key.get(..API_KEY_PREFIX.len() + 12).ok_or_else(refused)?;
+    let stored = clubpulse_storage::api_keys::find_by_prefix(&state.db, prefix)
+        .await?
+        .ok_or_else(refused)?;
+    let presented = SessionToken::from_client(key).hash();
+    if !constant_time_eq(presented.as_str().as_bytes(), stored.secret_hash.as_bytes()) {
+        return Err(refused());
+    }
+    if stored.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
+        return Err(refused());
+    }
+    let unsafe_method = !matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if unsafe_method && !stored.scopes.iter().any(|s| s == "write") {
+        return Err(
+            ApiError::forbidden("this API key may only read (scope `read`)")
+                .with_code("insufficient_scope"),
+        );
+    }
+    crate::limits::check(
+        state,
+        crate::limits::Policy::ApiKey,
+        &stored.id.to_string(),
+        unsafe_method,
+    )
+    .await?;
+    let creator = clubpulse_storage::users::find(&state.db, stored.created_by)
+        .await?
+        .filter(|u| u.banned_at.is_none())
+        .ok_or_else(refused)?;
+    Ok(CurrentUser {
+        id: creator.id,
+        role: creator.role.min(Role::Staff),
+        session: None,
+        api_key: Some(stored.id),
+    })
 }
 
 /// Where the session token came from; a cookie-authenticated write is what CSRF defences guard.
@@ -185,6 +267,11 @@ where
             return Ok(user.clone());
         }
         let state = AppState::from_ref(state);
+        if let Some(key) = api_key(&parts.headers) {
+            let user = key_user(&state, &key, parts).await?;
+            parts.extensions.insert(user.clone());
+            return Ok(user);
+        }
         let token = session_token(&parts.headers).ok_or_else(|| {
             ApiError::unauthenticated("log in and send the session cookie or a Bearer token")
         })?;
@@ -199,7 +286,8 @@ where
         let user = CurrentUser {
             id: session.user_id,
             role: session.role,
-            session,
+            session: Some(session),
+            api_key: None,
         };
         parts.extensions.insert(user.clone());
         Ok(user)

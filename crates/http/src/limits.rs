@@ -42,6 +42,8 @@ pub enum Policy {
     Booking,
     /// Confirmations (checkouts) per member.
     Checkout,
+    /// Requests per API key.
+    ApiKey,
 }
 
 impl Policy {
@@ -52,6 +54,7 @@ impl Policy {
             Self::LoginAccount => "login-account",
             Self::Booking => "booking",
             Self::Checkout => "checkout",
+            Self::ApiKey => "api-key",
         }
     }
 
@@ -94,6 +97,7 @@ impl Limits {
             Policy::LoginIp | Policy::LoginAccount => self.config.login,
             Policy::Booking => self.config.booking,
             Policy::Checkout => self.config.checkout,
+            Policy::ApiKey => self.config.api_key,
         }
     }
 

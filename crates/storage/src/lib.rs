@@ -8,9 +8,10 @@
 //!
 //! - [`database`]: the pool, migrations, and the choice between `DATABASE_URL` and the embedded cluster.
 //! - [`embedded`]: runs a private PostgreSQL cluster from the machine's binaries.
-//! - [`users`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
+//! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
 
+pub mod api_keys;
 pub mod bookings;
 pub mod classes;
 pub mod clubs;

@@ -1,20 +1,27 @@
 //! Administration of accounts: revoke a user's sessions, ban a user.
 
-use axum::{extract::State, http::StatusCode};
-use clubpulse_storage::users;
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use clubpulse_state::SessionToken;
+use clubpulse_storage::{api_keys, api_keys::ApiKey, users};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
     error::responses::ProblemResponses,
-    extract::{Admin, ApiPath},
+    extract::{API_KEY_PREFIX, Admin, ApiJson, ApiPath},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(revoke_sessions))
         .routes(routes!(ban))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(revoke_api_key))
+        .routes(routes!(rotate_api_key))
 }
 
 /// Ends every session of a user, on every instance, at their next request.
@@ -58,4 +65,194 @@ async fn ban(
     let ended = app.state.sessions.revoke_all(id).await?;
     tracing::info!(admin.id = %admin.id, user.id = %id, sessions = ended, "user banned");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub name: String,
+    /// The key's visible start, to tell keys apart.
+    #[schema(example = "cpk_3f9a1c2b7d4e")]
+    pub prefix: String,
+    #[schema(example = json!(["read"]))]
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    /// Refused from this moment (revoked, or the end of a rotation's grace period).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The key that replaced this one.
+    pub rotated_to: Option<Uuid>,
+}
+
+impl From<ApiKey> for ApiKeyView {
+    fn from(k: ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            scopes: k.scopes,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            rotated_to: k.rotated_to,
+        }
+    }
+}
+
+/// A new key: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewApiKeyView {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// Send it as `X-API-Key` (or `Authorization: Bearer`). It cannot be shown again.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    pub name: String,
+    /// `read` (safe requests) and/or `write` (changes too).
+    #[schema(example = json!(["read"]))]
+    pub scopes: Vec<String>,
+}
+
+/// Makes a key `cpk_<12 characters>_<secret>` and stores only its hash.
+async fn issue(
+    app: &AppState,
+    name: &str,
+    scopes: &[String],
+    admin: Uuid,
+) -> Result<NewApiKeyView, ApiError> {
+    let visible = Uuid::new_v4().simple().to_string();
+    let prefix = format!("{API_KEY_PREFIX}{}", &visible[..12]);
+    let secret = format!("{prefix}_{}", SessionToken::generate().expose());
+    let hash = SessionToken::from_client(&secret).hash();
+    let key = api_keys::insert(&app.db, name, &prefix, hash.as_str(), scopes, admin).await?;
+    Ok(NewApiKeyView {
+        key: key.into(),
+        secret,
+    })
+}
+
+/// Creates a scoped API key for an integration; it acts with the creating admin's identity and at
+/// most staff rights.
+#[utoipa::path(post, path = "/admin/api-keys", tag = "admin", request_body = CreateApiKey,
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 201, body = NewApiKeyView), ProblemResponses))]
+async fn create_api_key(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    ApiJson(body): ApiJson<CreateApiKey>,
+) -> Result<(StatusCode, Json<NewApiKeyView>), ApiError> {
+    let name = clubpulse_domain::FacilityName::try_from(body.name.as_str())
+        .map_err(|e| ApiError::validation(vec![e.within("name")]))?;
+    let mut scopes = body.scopes;
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() || scopes.iter().any(|s| s != "read" && s != "write") {
+        return Err(ApiError::invalid_field(
+            "scopes",
+            "must be one or both of read, write",
+        ));
+    }
+    let key = issue(&app, name.as_str(), &scopes, admin.id).await?;
+    tracing::info!(admin.id = %admin.id, api_key.id = %key.key.id, "API key created");
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// Every API key, newest first, without secrets.
+#[utoipa::path(get, path = "/admin/api-keys", tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = [ApiKeyView]), ProblemResponses))]
+async fn list_api_keys(
+    State(app): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Vec<ApiKeyView>>, ApiError> {
+    Ok(Json(
+        api_keys::list(&app.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+fn key_not_found() -> ApiError {
+    ApiError::not_found("api_key_not_found", "no such API key")
+}
+
+/// Revokes a key at once.
+#[utoipa::path(delete, path = "/admin/api-keys/{id}", tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 204, description = "Revoked"), ProblemResponses))]
+async fn revoke_api_key(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    api_keys::find(&app.db, id)
+        .await?
+        .ok_or_else(key_not_found)?;
+    if !api_keys::expire(&app.db, id, Utc::now(), None).await? {
+        return Err(ApiError::conflict(
+            "api_key_inactive",
+            "this key is already revoked or expired",
+        ));
+    }
+    tracing::info!(admin.id = %admin.id, api_key.id = %id, "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateApiKey {
+    /// How long the old key keeps working, 0 to 2592000 seconds (default 86400).
+    pub grace_seconds: Option<i64>,
+}
+
+/// Replaces a key by a new one with the same name and scopes; the old one keeps working for the
+/// grace period, so integrations can switch without downtime.
+#[utoipa::path(post, path = "/admin/api-keys/{id}/rotate", tag = "admin", request_body = RotateApiKey,
+    security(("bearer" = []), ("cookie" = [])),
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 201, body = NewApiKeyView), ProblemResponses))]
+async fn rotate_api_key(
+    State(app): State<AppState>,
+    Admin(admin): Admin,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<RotateApiKey>,
+) -> Result<(StatusCode, Json<NewApiKeyView>), ApiError> {
+    let grace = body.grace_seconds.unwrap_or(86_400);
+    if !(0..=2_592_000).contains(&grace) {
+        return Err(ApiError::invalid_field(
+            "grace_seconds",
+            "must be between 0 and 2592000",
+        ));
+    }
+    let old = api_keys::find(&app.db, id)
+        .await?
+        .ok_or_else(key_not_found)?;
+    if old.expires_at.is_some_and(|at| at <= Utc::now()) || old.rotated_to.is_some() {
+        return Err(ApiError::conflict(
+            "api_key_inactive",
+            "this key is revoked, expired or already rotated",
+        ));
+    }
+    let new = issue(&app, &old.name, &old.scopes, admin.id).await?;
+    if !api_keys::expire(
+        &app.db,
+        id,
+        Utc::now() + Duration::seconds(grace),
+        Some(new.key.id),
+    )
+    .await?
+    {
+        return Err(ApiError::conflict(
+            "api_key_inactive",
+            "this key expired while being rotated",
+        ));
+    }
+    tracing::info!(admin.id = %admin.id, api_key.id = %id, new_key.id = %new.key.id, "API key rotated");
+    Ok((StatusCode::CREATED, Json(new)))
 }

@@ -207,11 +207,9 @@ fn clear_cookie(app: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "Logged out"), ProblemResponses))]
 async fn logout(State(app): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
-    app.state
-        .sessions
-        .revoke_token(&user.session.token_hash)
-        .await?;
-    tracing::info!(user.id = %user.id, session.id = %user.session.id, "logged out");
+    let session = user.session()?;
+    app.state.sessions.revoke_token(&session.token_hash).await?;
+    tracing::info!(user.id = %user.id, session.id = %session.id, "logged out");
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)).into_response())
 }
 
@@ -220,6 +218,7 @@ async fn logout(State(app): State<AppState>, user: CurrentUser) -> Result<Respon
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "Every session ended"), ProblemResponses))]
 async fn logout_all(State(app): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+    user.session()?;
     let ended = app.state.sessions.revoke_all(user.id).await?;
     tracing::info!(user.id = %user.id, sessions = ended, "logged out everywhere");
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)).into_response())
@@ -262,11 +261,12 @@ async fn list_sessions(
     State(app): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<Vec<SessionView>>, ApiError> {
+    let current = user.session()?.id;
     let sessions = app.state.sessions.list_for_user(user.id).await?;
     Ok(Json(
         sessions
             .into_iter()
-            .map(|s| SessionView::new(s, user.session.id))
+            .map(|s| SessionView::new(s, current))
             .collect(),
     ))
 }
@@ -317,6 +317,7 @@ async fn change_password(
     user: CurrentUser,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
+    let current = user.session()?.id;
     let new = Password::try_from(body.new_password)
         .map_err(|e| ApiError::validation(vec![e.within("new_password")]))?;
     let stored = users::password_hash(&app.db, user.id).await?;
@@ -338,7 +339,7 @@ async fn change_password(
     users::set_password(&app.db, user.id, &hash).await?;
     let mut ended = 0;
     for session in app.state.sessions.list_for_user(user.id).await? {
-        if session.id != user.session.id && app.state.sessions.revoke(user.id, session.id).await? {
+        if session.id != current && app.state.sessions.revoke(user.id, session.id).await? {
             ended += 1;
         }
     }

@@ -450,3 +450,242 @@ async fn with_redis_down_writes_fail_closed_reads_stay_up_and_recovery_is_automa
     assert!(recovered, "logins work again once Redis is back");
     redis.stop();
 }
+
+async fn api_key(app: &TestApp, admin: &crate::helpers::TestUser, scopes: Value) -> Value {
+    let response = app
+        .post(
+            "/api/v1/admin/api-keys",
+            json!({"name": "Front desk", "scopes": scopes}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+fn with_key(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+) -> reqwest::RequestBuilder {
+    app.client
+        .request(method, app.url(path))
+        .header("x-api-key", key)
+}
+
+#[tokio::test]
+async fn an_api_key_is_shown_once_stored_hashed_and_scoped() {
+    let app = TestApp::spawn().await;
+    let admin = app.user(Role::Admin).await;
+    let club = app.club(&admin).await;
+    let reader = api_key(&app, &admin, json!(["read"])).await;
+    let writer = api_key(&app, &admin, json!(["read", "write"])).await;
+    let secret = reader["secret"].as_str().unwrap();
+    assert!(secret.starts_with(reader["prefix"].as_str().unwrap()));
+
+    let listed: Vec<Value> = app
+        .get("/api/v1/admin/api-keys", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|k| k.get("secret").is_none()));
+    let stored: String = sqlx::query_scalar("SELECT secret_hash FROM api_keys WHERE id = $1::uuid")
+        .bind(reader["id"].as_str().unwrap())
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_ne!(stored, secret);
+    assert!(!stored.contains(secret));
+
+    let facility = json!({"club_id": club["id"], "name": "Pista API", "sport": "padel"});
+    let refused = with_key(&app, reqwest::Method::POST, "/api/v1/facilities", secret)
+        .json(&facility)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, 403, "insufficient_scope").await;
+    assert_eq!(
+        with_key(&app, reqwest::Method::GET, "/api/v1/me", secret)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let made = app
+        .client
+        .post(app.url("/api/v1/facilities"))
+        .bearer_auth(writer["secret"].as_str().unwrap())
+        .json(&facility)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        made.status(),
+        201,
+        "a write key may act as staff, as Bearer too"
+    );
+    let admin_only = with_key(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/admin/api-keys",
+        writer["secret"].as_str().unwrap(),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_problem(admin_only, 403, "forbidden").await;
+    let sessions = with_key(&app, reqwest::Method::GET, "/api/v1/auth/sessions", secret)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(sessions, 403, "session_required").await;
+    let forged = format!("{}_notthesecret", reader["prefix"].as_str().unwrap());
+    assert_problem(
+        with_key(&app, reqwest::Method::GET, "/api/v1/me", &forged)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_and_a_rotated_one_works_until_its_grace_ends() {
+    let app = TestApp::spawn().await;
+    let admin = app.user(Role::Admin).await;
+    let key = api_key(&app, &admin, json!(["read"])).await;
+    let old = key["secret"].as_str().unwrap().to_owned();
+    let id = key["id"].as_str().unwrap();
+
+    let rotated = app
+        .post(
+            &format!("/api/v1/admin/api-keys/{id}/rotate"),
+            json!({"grace_seconds": 1}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(rotated.status(), 201);
+    let rotated: Value = rotated.json().await.unwrap();
+    let new = rotated["secret"].as_str().unwrap().to_owned();
+    assert_eq!(rotated["scopes"], json!(["read"]));
+    for secret in [&old, &new] {
+        assert_eq!(
+            with_key(&app, reqwest::Method::GET, "/api/v1/me", secret)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_problem(
+        app.post(
+            &format!("/api/v1/admin/api-keys/{id}/rotate"),
+            json!({}),
+            Some(&admin.token),
+        )
+        .await,
+        409,
+        "api_key_inactive",
+    )
+    .await;
+
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    assert_problem(
+        with_key(&app, reqwest::Method::GET, "/api/v1/me", &old)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+    assert_eq!(
+        with_key(&app, reqwest::Method::GET, "/api/v1/me", &new)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let new_id = rotated["id"].as_str().unwrap();
+    let revoke = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/admin/api-keys/{new_id}"),
+            None,
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(revoke.status(), 204);
+    assert_problem(
+        with_key(&app, reqwest::Method::GET, "/api/v1/me", &new)
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let member = app.user(Role::Member).await;
+    assert_problem(
+        app.post(
+            "/api/v1/admin/api-keys",
+            json!({"name": "x", "scopes": ["read"]}),
+            Some(&member.token),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.post(
+            "/api/v1/admin/api-keys",
+            json!({"name": "x", "scopes": ["admin"]}),
+            Some(&admin.token),
+        )
+        .await,
+        422,
+        "validation_failed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn api_keys_are_limited_per_key() {
+    let mut setup = limited(1000);
+    setup.config.rate_limits.api_key = 3;
+    setup.config.rate_limits.allow = vec!["127.0.0.1".to_owned()];
+    let app = TestApp::spawn_with(setup).await;
+    let admin = app.user(Role::Admin).await;
+    let key = api_key(&app, &admin, json!(["read"])).await;
+    let secret = key["secret"].as_str().unwrap();
+
+    for _ in 0..3 {
+        assert_eq!(
+            with_key(&app, reqwest::Method::GET, "/api/v1/me", secret)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_problem(
+        with_key(&app, reqwest::Method::GET, "/api/v1/me", secret)
+            .send()
+            .await
+            .unwrap(),
+        429,
+        "rate_limited",
+    )
+    .await;
+}

@@ -1,0 +1,92 @@
+//! API keys: found by their visible prefix, proven by the hash of the whole key.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub secret_hash: String,
+    pub scopes: Vec<String>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rotated_to: Option<Uuid>,
+}
+
+const COLUMNS: &str =
+    "id, name, prefix, secret_hash, scopes, created_by, created_at, expires_at, rotated_to";
+
+pub async fn insert(
+    db: impl PgExecutor<'_>,
+    name: &str,
+    prefix: &str,
+    secret_hash: &str,
+    scopes: &[String],
+    created_by: Uuid,
+) -> Result<ApiKey> {
+    Ok(sqlx::query_as(&format!(
+        "INSERT INTO api_keys (id, name, prefix, secret_hash, scopes, created_by)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(name)
+    .bind(prefix)
+    .bind(secret_hash)
+    .bind(scopes)
+    .bind(created_by)
+    .fetch_one(db)
+    .await?)
+}
+
+/// The key with this prefix, live or not.
+pub async fn find_by_prefix(db: impl PgExecutor<'_>, prefix: &str) -> Result<Option<ApiKey>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE prefix = $1"))
+            .bind(prefix)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ApiKey>> {
+    Ok(
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(db)
+            .await?,
+    )
+}
+
+pub async fn list(db: impl PgExecutor<'_>) -> Result<Vec<ApiKey>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM api_keys ORDER BY created_at DESC, id"
+    ))
+    .fetch_all(db)
+    .await?)
+}
+
+/// Makes a live key expire at `at` (now for a revocation, later for a rotation's grace period) and
+/// records its successor; `false` when the key was not live.
+pub async fn expire(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    at: DateTime<Utc>,
+    rotated_to: Option<Uuid>,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET expires_at = $2, rotated_to = coalesce($3, rotated_to)
+         WHERE id = $1 AND (expires_at IS NULL OR expires_at > now())",
+    )
+    .bind(id)
+    .bind(at)
+    .bind(rotated_to)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
