@@ -2,7 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use clubpulse_domain::{BookingEventKind, Capacity, Spots, Validation};
+use clubpulse_domain::{Capacity, Spots, Validation};
 use clubpulse_storage::{
     StorageError,
     classes::{self, Class, CreateClassError, EnrollError, Enrollment, NewClass},
@@ -137,7 +137,7 @@ async fn create_class(
     if let Err(err) = app.state.availability.invalidate(&keys).await {
         tracing::error!(error = %err, "could not invalidate cached availability");
     }
-    tracing::info!(staff.id = %staff.id, class.id = %class.id, event = ?BookingEventKind::Confirmed, "class scheduled");
+    tracing::info!(staff.id = %staff.id, class.id = %class.id, "class scheduled");
     Ok((StatusCode::CREATED, Json(class.into())))
 }
 
