@@ -17,6 +17,8 @@
 //!   PostgreSQL stays the authority.
 //! - [`rate_limit`]: exact sliding-window request limits per caller-chosen key ([`RateLimiter`]),
 //!   agreed on by every instance.
+//! - [`tokens`]: single-use tokens with a time to live, such as password-reset links
+//!   ([`OneTimeTokens`]).
 
 pub mod availability;
 pub mod holds;
@@ -24,6 +26,7 @@ pub mod popularity;
 pub mod rate_limit;
 pub mod redis_conn;
 pub mod sessions;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -33,6 +36,7 @@ pub use popularity::{PopularSlot, PopularTimes};
 pub use rate_limit::{Decision, Limit, RateLimiter};
 pub use redis_conn::{RedisConn, RedisOptions};
 pub use sessions::{NewSession, SessionRecord, SessionStore, SessionToken, TokenHash};
+pub use tokens::{OneTimeTokens, TokenPurpose};
 
 /// A state operation that failed for reasons outside the caller's control.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +78,8 @@ pub struct StateBackends {
     pub holds: Arc<dyn HoldMirror>,
     /// Sliding-window rate limits.
     pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Single-use tokens (password resets).
+    pub tokens: Arc<dyn OneTimeTokens>,
     redis: Option<RedisConn>,
 }
 
@@ -106,6 +112,7 @@ impl StateBackends {
             popularity: Arc::new(popularity::RedisPopularTimes::new(conn.clone())),
             holds: Arc::new(holds::RedisHoldMirror::new(conn.clone())),
             rate_limiter: Arc::new(rate_limit::RedisRateLimiter::new(conn.clone())),
+            tokens: Arc::new(tokens::RedisOneTimeTokens::new(conn.clone())),
             redis: Some(conn),
         }
     }
@@ -119,8 +126,15 @@ impl StateBackends {
             popularity: Arc::new(popularity::MemoryPopularTimes::default()),
             holds: Arc::new(holds::MemoryHoldMirror::default()),
             rate_limiter: Arc::new(rate_limit::MemoryRateLimiter::default()),
+            tokens: Arc::new(tokens::MemoryOneTimeTokens::default()),
             redis: None,
         }
+    }
+
+    /// The Redis connection the parts share, when they are on Redis (for other Redis-backed
+    /// services of the same deployment, such as the job queue and the audit buffer).
+    pub fn redis_conn(&self) -> Option<&RedisConn> {
+        self.redis.as_ref()
     }
 
     /// Round trip to the backing store (`/ready`); the in-process twin is always up.

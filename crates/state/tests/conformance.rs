@@ -18,7 +18,7 @@ use chrono::{NaiveDate, Utc};
 use clubpulse_domain::Role;
 use clubpulse_state::{
     AvailabilityCache, Cached, DayBits, DayKey, Decision, Limit, NewSession, PopularSlot,
-    RateLimiter, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends,
+    RateLimiter, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends, TokenPurpose,
 };
 use uuid::Uuid;
 
@@ -90,6 +90,9 @@ conformance!(
     reset_after_counts_down_from_the_oldest_counted_request,
     a_lowered_limit_waits_until_enough_requests_have_left,
     degenerate_limits_are_decided_without_counting,
+    a_one_time_token_is_taken_exactly_once,
+    a_one_time_token_is_refused_after_its_expiry,
+    concurrent_takes_of_one_token_give_it_to_one_caller,
 );
 
 fn new_session(user_id: Uuid, idle: Duration, absolute: Duration) -> NewSession {
@@ -1056,4 +1059,80 @@ async fn degenerate_limits_are_decided_without_counting(state: StateBackends) {
     assert_eq!(unwindowed.remaining, 3);
     // Neither counted anything.
     assert_eq!(admitted(&limiter, key, Limit::new(3, MINUTE), 5).await, 3);
+}
+
+async fn a_one_time_token_is_taken_exactly_once(state: StateBackends) {
+    let tokens = state.tokens;
+    let (token, other) = (SessionToken::generate(), SessionToken::generate());
+    let subject = Uuid::new_v4();
+    tokens
+        .issue(TokenPurpose::PasswordReset, &token.hash(), subject, HOUR)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        tokens
+            .take(TokenPurpose::PasswordReset, &other.hash())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        tokens
+            .take(TokenPurpose::PasswordReset, &token.hash())
+            .await
+            .unwrap(),
+        Some(subject)
+    );
+    assert_eq!(
+        tokens
+            .take(TokenPurpose::PasswordReset, &token.hash())
+            .await
+            .unwrap(),
+        None,
+        "a used token is refused"
+    );
+}
+
+async fn a_one_time_token_is_refused_after_its_expiry(state: StateBackends) {
+    let tokens = state.tokens;
+    let token = SessionToken::generate();
+    tokens
+        .issue(
+            TokenPurpose::PasswordReset,
+            &token.hash(),
+            Uuid::new_v4(),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        tokens
+            .take(TokenPurpose::PasswordReset, &token.hash())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn concurrent_takes_of_one_token_give_it_to_one_caller(state: StateBackends) {
+    let tokens = state.tokens;
+    let token = SessionToken::generate();
+    let subject = Uuid::new_v4();
+    tokens
+        .issue(TokenPurpose::PasswordReset, &token.hash(), subject, HOUR)
+        .await
+        .unwrap();
+    let takes = (0..50).map(|_| {
+        let tokens = tokens.clone();
+        let hash = token.hash();
+        tokio::spawn(async move { tokens.take(TokenPurpose::PasswordReset, &hash).await })
+    });
+    let winners = futures::future::join_all(takes)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(Some(s))) if *s == subject))
+        .count();
+    assert_eq!(winners, 1);
 }

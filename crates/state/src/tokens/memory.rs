@@ -1,0 +1,55 @@
+//! Single-use tokens in this process: one instance, no Redis. A restart forgets them, which only
+//! means a member asks for a new reset link.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{OneTimeTokens, TokenPurpose};
+use crate::{StateError, TokenHash};
+
+/// Tokens in a mutex-guarded map; expired ones are dropped whenever one is issued.
+#[derive(Debug, Default)]
+pub struct MemoryOneTimeTokens {
+    tokens: Mutex<HashMap<(TokenPurpose, String), (Uuid, Instant)>>,
+}
+
+impl MemoryOneTimeTokens {
+    fn lock(&self) -> MutexGuard<'_, HashMap<(TokenPurpose, String), (Uuid, Instant)>> {
+        // Every update is a single map operation, so a poisoned lock is simply taken over.
+        self.tokens
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl OneTimeTokens for MemoryOneTimeTokens {
+    async fn issue(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+        subject: Uuid,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let now = Instant::now();
+        let mut tokens = self.lock();
+        tokens.retain(|_, (_, expires)| *expires > now);
+        tokens.insert((purpose, token.as_str().to_owned()), (subject, now + ttl));
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+    ) -> Result<Option<Uuid>, StateError> {
+        let taken = self.lock().remove(&(purpose, token.as_str().to_owned()));
+        Ok(taken.and_then(|(subject, expires)| (expires > Instant::now()).then_some(subject)))
+    }
+}

@@ -1,0 +1,51 @@
+//! Single-use tokens with a time to live (password-reset links): issued for one account, taken at
+//! most once, gone by themselves at their expiry.
+//!
+//! Only the token's hash is stored (the same SHA-256 as session tokens), so the store never holds
+//! anything that could be mailed again.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use self::{memory::MemoryOneTimeTokens, redis::RedisOneTimeTokens};
+use crate::{StateError, TokenHash};
+
+/// What a token is for; a token issued for one purpose is never accepted for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenPurpose {
+    PasswordReset,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PasswordReset => "password-reset",
+        }
+    }
+}
+
+/// Where single-use tokens live.
+#[async_trait]
+pub trait OneTimeTokens: Send + Sync + 'static {
+    /// Remembers that `token` stands for `subject` for `ttl`.
+    async fn issue(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+        subject: Uuid,
+        ttl: Duration,
+    ) -> Result<(), StateError>;
+
+    /// The subject of `token`, exactly once: a second take, a take after the expiry or a take of an
+    /// unknown token is `None`. Concurrent takes of one token give it to one caller only.
+    async fn take(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+    ) -> Result<Option<Uuid>, StateError>;
+}

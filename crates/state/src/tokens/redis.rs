@@ -1,0 +1,69 @@
+//! Single-use tokens in Redis: one key per token, `token:<purpose>:<hash>`, holding the subject and
+//! expiring with `SET … PX`; taking is `GETDEL`, so two takers can never both get it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{OneTimeTokens, TokenPurpose};
+use crate::{RedisConn, StateError, TokenHash};
+
+#[derive(Debug, Clone)]
+pub struct RedisOneTimeTokens {
+    redis: RedisConn,
+}
+
+impl RedisOneTimeTokens {
+    pub fn new(redis: RedisConn) -> Self {
+        Self { redis }
+    }
+
+    fn key(&self, purpose: TokenPurpose, token: &TokenHash) -> String {
+        self.redis.key(format_args!(
+            "token:{}:{}",
+            purpose.as_str(),
+            token.as_str()
+        ))
+    }
+}
+
+#[async_trait]
+impl OneTimeTokens for RedisOneTimeTokens {
+    async fn issue(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+        subject: Uuid,
+        ttl: Duration,
+    ) -> Result<(), StateError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.redis
+            .query::<()>(
+                redis::cmd("SET")
+                    .arg(self.key(purpose, token))
+                    .arg(subject.to_string())
+                    .arg("PX")
+                    .arg(ttl_ms),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn take(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+    ) -> Result<Option<Uuid>, StateError> {
+        let subject: Option<String> = self
+            .redis
+            .query(redis::cmd("GETDEL").arg(self.key(purpose, token)))
+            .await?;
+        subject
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|_| StateError::Corrupt(format!("token subject {raw:?}")))
+            })
+            .transpose()
+    }
+}
