@@ -128,7 +128,7 @@ async fn events_buffered_in_redis_are_chained_once_in_order_even_with_racing_flu
     assert_eq!(intact_rows(&pool).await, 1_234);
 }
 
-async fn futures_join<'a>(
+async fn futures_join(
     flushes: impl Iterator<Item = impl Future<Output = Result<usize, clubpulse_audit::AuditError>>>,
 ) -> usize {
     let handles: Vec<_> = flushes.collect();
