@@ -1,12 +1,16 @@
 //! What each subcommand does.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
+use clubpulse_audit::{AuditLog, ExpectedHead, Verdict};
 use clubpulse_config::{Config, LogConfig, LogFormat};
 use clubpulse_domain::{
     CancellationPolicy, ClubName, DisplayName, Email, FacilityInput, NewFacility, Password, Role,
     TimeZone,
 };
 use clubpulse_http::{App, passwords::Passwords};
+use clubpulse_jobs::{DeadSelector, JobId, WorkerPool};
 use clubpulse_state::{RedisOptions, StateBackends};
 use clubpulse_storage::{
     Conflict, Database, DatabaseOptions, StorageError, clubs, facilities, users,
@@ -63,13 +67,15 @@ async fn with_database<T>(
 }
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
     let db = open_database(&config, true).await?;
-    let result = serve_with(config, &db).await;
+    let result = serve_with(config, &db, shutdown).await;
     db.close().await;
     result
 }
 
-async fn serve_with(config: Config, db: &Database) -> anyhow::Result<()> {
+/// The shared state from the configuration: Redis when `REDIS_URL` is set, in-process otherwise.
+async fn connect_state(config: &Config) -> anyhow::Result<StateBackends> {
     let redis = config.redis.url.as_ref().map(|url| {
         RedisOptions::new(
             url.expose(),
@@ -77,9 +83,17 @@ async fn serve_with(config: Config, db: &Database) -> anyhow::Result<()> {
             config.redis.key_prefix.clone(),
         )
     });
-    let state = StateBackends::connect(redis)
+    StateBackends::connect(redis)
         .await
-        .context("connecting to Redis (REDIS_URL)")?;
+        .context("connecting to Redis (REDIS_URL)")
+}
+
+async fn serve_with(
+    config: Config,
+    db: &Database,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = connect_state(&config).await?;
     let app = App::build(config, db.pool.clone(), state.clone(), db.is_embedded()).await?;
     tracing::info!(
         addr = %app.local_addr(),
@@ -87,29 +101,39 @@ async fn serve_with(config: Config, db: &Database) -> anyhow::Result<()> {
         state = state.kind.as_str(),
         "Club Pulse is serving"
     );
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// Completes on Ctrl-C (SIGINT) or SIGTERM. The handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives during start-up (while migrations
+/// run, say) is not lost: the process starts, then stops at once.
+fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let interrupted = async {
+            match interrupt.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            () = interrupted => tracing::info!("interrupted"),
+            () = terminated => tracing::info!("terminated"),
         }
-    };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("interrupted"),
-        () = terminate => tracing::info!("terminated"),
     }
 }
 
@@ -241,4 +265,129 @@ pub async fn seed_demo(config: Config) -> anyhow::Result<()> {
         Ok(())
     })
     .await
+}
+
+/// Runs jobs and chains audit events until SIGTERM or Ctrl-C, then finishes the jobs in hand and
+/// flushes the audit buffer one last time.
+pub async fn worker(config: Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
+    let db = open_database(&config, true).await?;
+    let result = worker_with(config, &db, shutdown).await;
+    db.close().await;
+    result
+}
+
+async fn worker_with(
+    config: Config,
+    db: &Database,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let state = connect_state(&config).await?;
+    let redis = state.redis_conn().cloned();
+    let config = Arc::new(config);
+    let queue = clubpulse_workers::queue(redis.clone(), db.pool.clone());
+    let deps = clubpulse_workers::Deps::new(db.pool.clone(), config.clone())
+        .context("configuring e-mail")?;
+    let registry = clubpulse_workers::registry(deps);
+    let audit = AuditLog::new(redis, db.pool.clone(), config.audit.enabled);
+    let flusher = audit.flusher(db.pool.clone());
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let stopped = |stop: &tokio::sync::watch::Sender<bool>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    };
+    tracing::info!(
+        queue = state.kind.as_str(),
+        concurrency = config.jobs.concurrency,
+        "Club Pulse worker started"
+    );
+    let pool = tokio::spawn(WorkerPool::run(
+        queue,
+        registry,
+        clubpulse_workers::worker_options(&config.jobs),
+        stopped(&stop),
+    ));
+    let flushing = tokio::spawn(flusher.run(config.audit.flush_interval(), stopped(&stop)));
+    shutdown.await;
+    let _ = stop.send(true);
+    let summary = pool.await.context("the worker pool")?;
+    flushing.await.context("the audit flusher")?;
+    tracing::info!(
+        succeeded = summary.succeeded,
+        failed = summary.failed,
+        abandoned = summary.abandoned,
+        "worker stopped"
+    );
+    Ok(())
+}
+
+/// What to do with the dead-letter queue.
+#[derive(Debug, Clone)]
+pub enum DeadAction {
+    List { limit: usize },
+    Retry(Option<JobId>),
+    Purge,
+}
+
+pub async fn dead_jobs(config: Config, action: DeadAction) -> anyhow::Result<()> {
+    with_database(&config, async |db| {
+        let state = connect_state(&config).await?;
+        let queue = clubpulse_workers::queue(state.redis_conn().cloned(), db.pool.clone());
+        match action {
+            DeadAction::List { limit } => {
+                let dead = queue.dead_list(limit, 0).await?;
+                if dead.is_empty() {
+                    println!("the dead-letter queue is empty");
+                }
+                for job in dead {
+                    println!("{}", serde_json::to_string(&job)?);
+                }
+            }
+            DeadAction::Retry(which) => {
+                let selector = which.map_or(DeadSelector::All, DeadSelector::Id);
+                let count = queue.dead_retry(selector).await?;
+                if let (0, Some(id)) = (count, which) {
+                    anyhow::bail!("job {id} is not in the dead-letter queue");
+                }
+                println!("{count} job(s) queued again");
+            }
+            DeadAction::Purge => {
+                let count = queue.dead_purge().await?;
+                println!("{count} dead job(s) purged");
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Walks the audit chain; an error (exit status 1) names the first broken seq.
+pub async fn audit_verify(config: Config, expected: Option<ExpectedHead>) -> anyhow::Result<()> {
+    with_database(&config, async |db| {
+        match clubpulse_audit::verify(&db.pool, expected).await? {
+            Verdict::Intact { rows, head } => {
+                match head {
+                    Some((seq, hash)) => println!(
+                        "audit chain intact: {rows} events; head {seq}:{}",
+                        hex_string(&hash)
+                    ),
+                    None => println!("audit chain intact: no events yet"),
+                }
+                Ok(())
+            }
+            Verdict::Broken(broken) => anyhow::bail!(
+                "audit chain broken at seq {}: {} ({})",
+                broken.seq,
+                broken.damage.as_str(),
+                broken.detail
+            ),
+        }
+    })
+    .await
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -33,11 +33,61 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Runs background jobs and chains audit events until SIGTERM or Ctrl-C (beside `serve` with
+    /// `CLUBPULSE_WORKER=off`, or as extra capacity).
+    Worker,
+    /// Operates the job queue.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Checks the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Loads data.
     Seed {
         /// The demo data set: three clubs, about fifty facilities, an admin, staff and members.
         #[arg(long, required = true)]
         demo: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// The dead-letter queue: jobs that used up their attempts.
+    Dead {
+        #[command(subcommand)]
+        command: DeadCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadCommand {
+    /// Prints dead jobs, one JSON object per line, most recent first.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Queues dead jobs again with fresh attempts: one by id, or all of them.
+    Retry {
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        all: bool,
+        id: Option<uuid::Uuid>,
+    },
+    /// Deletes every dead job.
+    Purge,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walks the hash chain: exit status 0 when intact, 1 naming the first broken seq otherwise.
+    Verify {
+        /// A head printed by an earlier verify (`SEQ:HASH`), kept outside the database: it must
+        /// still be in the chain.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<clubpulse_audit::ExpectedHead>,
     },
 }
 
@@ -91,6 +141,22 @@ fn main() -> ExitCode {
                     },
             } => commands::create_user(config, &email, password, &role, name).await,
             Command::Seed { demo: _ } => commands::seed_demo(config).await,
+            Command::Worker => commands::worker(config).await,
+            Command::Jobs {
+                command: JobsCommand::Dead { command },
+            } => {
+                let action = match command {
+                    DeadCommand::List { limit } => commands::DeadAction::List { limit },
+                    DeadCommand::Retry { id, .. } => {
+                        commands::DeadAction::Retry(id.map(clubpulse_jobs::JobId))
+                    }
+                    DeadCommand::Purge => commands::DeadAction::Purge,
+                };
+                commands::dead_jobs(config, action).await
+            }
+            Command::Audit {
+                command: AuditCommand::Verify { expect_head },
+            } => commands::audit_verify(config, expect_head).await,
         }
     });
     match result {

@@ -19,6 +19,10 @@ pub struct Config {
     pub sessions: SessionConfig,
     pub booking: BookingConfig,
     pub rate_limits: RateLimitConfig,
+    pub jobs: JobsConfig,
+    pub mail: MailConfig,
+    pub audit: AuditConfig,
+    pub search: SearchConfig,
     pub log: LogConfig,
 }
 
@@ -128,12 +132,15 @@ pub struct SessionConfig {
     /// Mark the session cookie `Secure` (set it when served over HTTPS). `CLUBPULSE_COOKIE_SECURE`,
     /// default false.
     pub cookie_secure: bool,
+    /// How long a password-reset link works. `CLUBPULSE_PASSWORD_RESET_MINUTES`, default 30.
+    pub password_reset_minutes: u64,
 }
 
 impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             idle_seconds: 24 * 60 * 60,
+            password_reset_minutes: 30,
             absolute_seconds: 30 * 24 * 60 * 60,
             cookie_secure: false,
         }
@@ -143,6 +150,10 @@ impl Default for SessionConfig {
 impl SessionConfig {
     pub fn idle(&self) -> Duration {
         Duration::from_secs(self.idle_seconds)
+    }
+
+    pub fn password_reset_ttl(&self) -> Duration {
+        Duration::from_secs(self.password_reset_minutes.saturating_mul(60))
     }
 
     pub fn absolute(&self) -> Duration {
@@ -232,6 +243,113 @@ impl Default for RateLimitConfig {
             api_key: 600,
             allow: Vec::new(),
             trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// Background jobs: the queue (Redis, or PostgreSQL without it) and the worker pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Run a worker pool inside `serve`. `CLUBPULSE_WORKER`, default on; turn it off when
+    /// `clubpulse worker` processes run the jobs instead.
+    pub run_in_server: bool,
+    /// Jobs one worker pool runs at once. `CLUBPULSE_JOB_CONCURRENCY`, default 8.
+    pub concurrency: usize,
+    /// Attempts before a job is dead-lettered. `CLUBPULSE_JOB_MAX_ATTEMPTS`, default 5.
+    pub max_attempts: u32,
+    /// The first retry waits about this long, doubling each time (with jitter).
+    /// `CLUBPULSE_JOB_BACKOFF_BASE_MS`, default 1000.
+    pub backoff_base_ms: u64,
+    /// A job whose worker stopped renewing its lease for this long is given to another worker.
+    /// `CLUBPULSE_JOB_VISIBILITY_SECONDS`, default 30.
+    pub visibility_seconds: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            run_in_server: true,
+            concurrency: 8,
+            max_attempts: 5,
+            backoff_base_ms: 1000,
+            visibility_seconds: 30,
+        }
+    }
+}
+
+impl JobsConfig {
+    pub fn backoff_base(&self) -> Duration {
+        Duration::from_millis(self.backoff_base_ms)
+    }
+
+    pub fn visibility(&self) -> Duration {
+        Duration::from_secs(self.visibility_seconds)
+    }
+}
+
+/// Outgoing e-mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailConfig {
+    /// `smtp://[user:pass@]host:port` (plain or STARTTLS) or `smtps://…`. `CLUBPULSE_SMTP_URL`,
+    /// default none: mail jobs are logged and completed without sending.
+    pub smtp_url: Option<Secret>,
+    /// The sender. `CLUBPULSE_MAIL_FROM`, default `Club Pulse <no-reply@localhost>`.
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "Club Pulse <no-reply@localhost>".to_owned(),
+        }
+    }
+}
+
+/// The audit log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// `CLUBPULSE_AUDIT=off` records nothing (for measuring its cost only). Default on.
+    pub enabled: bool,
+    /// How often buffered events are chained into PostgreSQL. `CLUBPULSE_AUDIT_FLUSH_SECONDS`,
+    /// default 5.
+    pub flush_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            flush_seconds: 5,
+        }
+    }
+}
+
+impl AuditConfig {
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_secs(self.flush_seconds)
+    }
+}
+
+/// Natural-language facility search.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// `CLUBPULSE_SEARCH=off` disables search and loads no model. Default on.
+    pub enabled: bool,
+    /// A sentence-transformers model folder (`config.json`, `tokenizer.json`,
+    /// `model.safetensors`). `CLUBPULSE_MODEL_DIR`, default `./var/models/all-MiniLM-L6-v2`.
+    pub model_dir: PathBuf,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model_dir: PathBuf::from("./var/models/all-MiniLM-L6-v2"),
         }
     }
 }
@@ -335,6 +453,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "sessions.absolute_seconds",
     ),
     ("CLUBPULSE_COOKIE_SECURE", "sessions.cookie_secure"),
+    (
+        "CLUBPULSE_PASSWORD_RESET_MINUTES",
+        "sessions.password_reset_minutes",
+    ),
     ("CLUBPULSE_HOLD_SECONDS", "booking.hold_seconds"),
     ("CLUBPULSE_MAX_ACTIVE_HOLDS", "booking.max_active_holds"),
     ("CLUBPULSE_BOOKING_WINDOW_DAYS", "booking.window_days"),
@@ -355,6 +477,20 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("CLUBPULSE_RATE_LIMIT_API_KEY", "rate_limits.api_key"),
     ("CLUBPULSE_RATE_LIMIT_ALLOW", "rate_limits.allow"),
     ("CLUBPULSE_TRUSTED_PROXIES", "rate_limits.trusted_proxies"),
+    ("CLUBPULSE_WORKER", "jobs.run_in_server"),
+    ("CLUBPULSE_JOB_CONCURRENCY", "jobs.concurrency"),
+    ("CLUBPULSE_JOB_MAX_ATTEMPTS", "jobs.max_attempts"),
+    ("CLUBPULSE_JOB_BACKOFF_BASE_MS", "jobs.backoff_base_ms"),
+    (
+        "CLUBPULSE_JOB_VISIBILITY_SECONDS",
+        "jobs.visibility_seconds",
+    ),
+    ("CLUBPULSE_SMTP_URL", "mail.smtp_url"),
+    ("CLUBPULSE_MAIL_FROM", "mail.from"),
+    ("CLUBPULSE_AUDIT", "audit.enabled"),
+    ("CLUBPULSE_AUDIT_FLUSH_SECONDS", "audit.flush_seconds"),
+    ("CLUBPULSE_SEARCH", "search.enabled"),
+    ("CLUBPULSE_MODEL_DIR", "search.model_dir"),
     ("CLUBPULSE_LOG", "log.filter"),
     ("CLUBPULSE_LOG_FORMAT", "log.format"),
 ];
@@ -428,6 +564,10 @@ impl Config {
             &mut self.sessions.absolute_seconds,
         )?;
         env.flag("CLUBPULSE_COOKIE_SECURE", &mut self.sessions.cookie_secure)?;
+        env.parse(
+            "CLUBPULSE_PASSWORD_RESET_MINUTES",
+            &mut self.sessions.password_reset_minutes,
+        )?;
         env.parse("CLUBPULSE_HOLD_SECONDS", &mut self.booking.hold_seconds)?;
         env.parse(
             "CLUBPULSE_MAX_ACTIVE_HOLDS",
@@ -449,13 +589,7 @@ impl Config {
             "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
             &mut self.booking.availability_ttl_seconds,
         )?;
-        if let Some(value) = env.get("CLUBPULSE_RATE_LIMITS") {
-            self.rate_limits.enabled = match value.trim().to_ascii_lowercase().as_str() {
-                "off" | "false" | "0" | "no" => false,
-                "on" | "true" | "1" | "yes" => true,
-                _ => return Err(env.error("CLUBPULSE_RATE_LIMITS", value, "use on or off")),
-            };
-        }
+        env.flag("CLUBPULSE_RATE_LIMITS", &mut self.rate_limits.enabled)?;
         env.parse(
             "CLUBPULSE_RATE_LIMIT_GLOBAL",
             &mut self.rate_limits.global_per_ip,
@@ -479,6 +613,28 @@ impl Config {
         env.string("CLUBPULSE_TRUSTED_PROXIES", |v| {
             self.rate_limits.trusted_proxies = list(&v);
         });
+        env.flag("CLUBPULSE_WORKER", &mut self.jobs.run_in_server)?;
+        env.parse("CLUBPULSE_JOB_CONCURRENCY", &mut self.jobs.concurrency)?;
+        env.parse("CLUBPULSE_JOB_MAX_ATTEMPTS", &mut self.jobs.max_attempts)?;
+        env.parse(
+            "CLUBPULSE_JOB_BACKOFF_BASE_MS",
+            &mut self.jobs.backoff_base_ms,
+        )?;
+        env.parse(
+            "CLUBPULSE_JOB_VISIBILITY_SECONDS",
+            &mut self.jobs.visibility_seconds,
+        )?;
+        env.string("CLUBPULSE_SMTP_URL", |v| {
+            self.mail.smtp_url = Some(Secret(v))
+        });
+        env.string("CLUBPULSE_MAIL_FROM", |v| self.mail.from = v);
+        env.flag("CLUBPULSE_AUDIT", &mut self.audit.enabled)?;
+        env.parse(
+            "CLUBPULSE_AUDIT_FLUSH_SECONDS",
+            &mut self.audit.flush_seconds,
+        )?;
+        env.flag("CLUBPULSE_SEARCH", &mut self.search.enabled)?;
+        env.string("CLUBPULSE_MODEL_DIR", |v| self.search.model_dir = v.into());
         env.string("CLUBPULSE_LOG", |v| self.log.filter = v);
         if let Some(value) = env.get("CLUBPULSE_LOG_FORMAT") {
             self.log.format = match value.as_str() {
@@ -530,6 +686,20 @@ impl Config {
                 "CLUBPULSE_RATE_LIMIT_GLOBAL",
                 "0".into(),
                 "a limit of 0 would refuse everything; use CLUBPULSE_RATE_LIMITS=off to disable limits",
+            ));
+        }
+        if self.jobs.concurrency == 0 || self.jobs.max_attempts == 0 {
+            return Err(bad(
+                "CLUBPULSE_JOB_CONCURRENCY",
+                self.jobs.concurrency.to_string(),
+                "job concurrency and CLUBPULSE_JOB_MAX_ATTEMPTS must be positive",
+            ));
+        }
+        if self.jobs.visibility_seconds == 0 || self.audit.flush_seconds == 0 {
+            return Err(bad(
+                "CLUBPULSE_JOB_VISIBILITY_SECONDS",
+                self.jobs.visibility_seconds.to_string(),
+                "the job visibility timeout and CLUBPULSE_AUDIT_FLUSH_SECONDS must be positive",
             ));
         }
         if self.database.max_connections == 0 {
@@ -629,7 +799,7 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
             *target = match value.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" | "on" => true,
                 "0" | "false" | "no" | "off" => false,
-                _ => return Err(self.error(name, value, "use true or false")),
+                _ => return Err(self.error(name, value, "use on or off (true or false)")),
             };
         }
         Ok(())

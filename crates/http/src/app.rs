@@ -10,6 +10,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 
+use clubpulse_audit::AuditLog;
+use clubpulse_jobs::{Queue, Registry, WorkerPool};
+
 use crate::{ApiError, engine::events::Events, middleware, passwords::Passwords, routes};
 
 /// Stops a background task when the server it serves stops, however that happens.
@@ -34,6 +37,10 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Whether the database is the embedded cluster (reported by `/ready`).
     pub embedded_db: bool,
+    /// Where requests record who did what.
+    pub audit: AuditLog,
+    /// Background jobs (e-mail, search indexing), on Redis or in PostgreSQL.
+    pub jobs: Queue,
 }
 
 impl AppState {
@@ -53,6 +60,8 @@ pub struct App {
     router: Router,
     grace: Duration,
     state: AppState,
+    /// The job handlers, when this instance runs a worker pool.
+    workers: Option<Registry>,
 }
 
 impl App {
@@ -74,11 +83,27 @@ impl App {
             // Port 0 picked a port: links and the CSRF origin use the real one.
             config.server.public_url = Some(format!("http://{bound}"));
         }
+        let audit = AuditLog::new(
+            state.redis_conn().cloned(),
+            db.clone(),
+            config.audit.enabled,
+        );
+        let jobs = clubpulse_workers::queue(state.redis_conn().cloned(), db.clone());
+        let config = Arc::new(config);
+        let workers = if config.jobs.run_in_server {
+            let deps = clubpulse_workers::Deps::new(db.clone(), config.clone())
+                .context("configuring e-mail")?;
+            Some(clubpulse_workers::registry(deps))
+        } else {
+            None
+        };
         let state = AppState {
+            audit,
+            jobs,
             db,
             state,
             limits: crate::limits::Limits::new(&config.rate_limits)?,
-            config: Arc::new(config),
+            config,
             passwords: Passwords::default(),
             events: Events::default(),
             embedded_db,
@@ -88,6 +113,7 @@ impl App {
             router: router(state.clone()),
             grace,
             state,
+            workers,
         })
     }
 
@@ -104,12 +130,54 @@ impl App {
     }
 
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests up to
-    /// the configured grace period to finish. The hold sweeper runs alongside and stops with it.
+    /// the configured grace period to finish. The hold sweeper and the audit flusher run alongside;
+    /// the flusher makes a last flush after the requests have drained, so every event recorded
+    /// before shutdown is chained.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let _sweeper = AbortOnDrop(crate::engine::sweeper::spawn(self.state.clone()));
+        let (flusher_stop, flusher_stopped) = tokio::sync::oneshot::channel::<()>();
+        let flusher = self.state.audit.flusher(self.state.db.clone()).run(
+            self.state.config.audit.flush_interval(),
+            async move {
+                let _ = flusher_stopped.await;
+            },
+        );
+        let flusher = tokio::spawn(flusher);
+        let (pool_stop, pool_stopped) = tokio::sync::oneshot::channel::<()>();
+        let pool = self.workers.take().map(|registry| {
+            let options = clubpulse_workers::worker_options(&self.state.config.jobs);
+            tokio::spawn(WorkerPool::run(
+                self.state.jobs.clone(),
+                registry,
+                options,
+                async move {
+                    let _ = pool_stopped.await;
+                },
+            ))
+        });
+        let served = self.serve(shutdown).await;
+        // Requests have drained: finish the jobs in hand, then chain the last audit events (the
+        // jobs may record some).
+        let _ = pool_stop.send(());
+        if let Some(pool) = pool
+            && let Err(err) = pool.await
+        {
+            tracing::error!(error = %err, "the worker pool stopped abnormally");
+        }
+        let _ = flusher_stop.send(());
+        if let Err(err) = flusher.await {
+            tracing::error!(error = %err, "the audit flusher stopped abnormally");
+        }
+        served
+    }
+
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(
             self.listener,

@@ -282,6 +282,20 @@ impl From<clubpulse_state::StateError> for ApiError {
     }
 }
 
+impl From<clubpulse_jobs::JobError> for ApiError {
+    fn from(err: clubpulse_jobs::JobError) -> Self {
+        use clubpulse_jobs::JobError;
+        match err {
+            JobError::Redis(_) | JobError::Postgres(_) => Self::unavailable(
+                "jobs_unavailable",
+                "the job queue is unreachable; try again shortly",
+                err.into(),
+            ),
+            other => Self::internal(anyhow::Error::new(other)),
+        }
+    }
+}
+
 /// Response schemas of errors, for the OpenAPI document.
 pub mod responses {
     use utoipa::IntoResponses;

@@ -19,11 +19,13 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+mod jobs;
+
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for Club Pulse")]
 struct Args {
     /// The server, e.g. http://127.0.0.1:8080.
-    #[arg(long)]
+    #[arg(long, required_unless_present = "redis_url", default_value = "")]
     base_url: String,
     #[arg(long, value_enum)]
     scenario: Scenario,
@@ -47,6 +49,8 @@ struct Args {
     admin_email: String,
     #[arg(long, default_value = "")]
     admin_password: String,
+    #[command(flatten)]
+    jobs: jobs::JobsArgs,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
@@ -69,6 +73,8 @@ enum Scenario {
     Availability,
     /// Once: every client asks at the same moment for one of 20 slots of one facility.
     Contention,
+    /// No server: enqueue no-op jobs in Redis, then drain them with one worker pool in this process.
+    Jobs,
 }
 
 #[derive(Debug, Serialize)]
@@ -117,6 +123,9 @@ impl HoldSequence {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Scenario::Jobs = args.scenario {
+        return jobs::run(&args).await;
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;

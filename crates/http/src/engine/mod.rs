@@ -16,11 +16,13 @@ pub mod events;
 pub mod sweeper;
 
 use chrono::{DateTime, Utc};
+use clubpulse_audit::{AuditEvent, action};
 use clubpulse_domain::{
     BookingEvent, BookingEventKind, CancellationPolicy, Grid, OpeningHours, SlotMinutes, TimeZone,
 };
 use clubpulse_state::availability::DayKey;
 use clubpulse_storage::{bookings::Booking, clubs, clubs::Club, facilities, facilities::Facility};
+use clubpulse_workers::{BookingMail, BookingMailEvent};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -106,7 +108,9 @@ pub async fn load_any(
     context(facility, club)
 }
 
-/// Brings shared state in step with bookings just committed, then publishes their events.
+/// Brings shared state in step with bookings just committed, then publishes their events and
+/// records them in the audit log. `actor` is who caused the change (`None` for the system: a hold
+/// expiring by itself).
 ///
 /// Runs after the commit and before the response, so the next read on any instance sees the write.
 /// A failure here (Redis unreachable) cannot undo the booking: it is logged, and cached
@@ -116,6 +120,7 @@ pub async fn after_commit(
     ctx: &FacilityContext,
     bookings: &[Booking],
     kind: BookingEventKind,
+    actor: Option<Uuid>,
 ) {
     let mut keys: Vec<DayKey> = bookings
         .iter()
@@ -159,5 +164,40 @@ pub async fn after_commit(
             end: booking.end,
         });
         tracing::info!(booking.id = %booking.id, facility.id = %booking.facility_id, event = ?kind, "booking event");
+        app.audit.record(audit_event(booking, kind, actor)).await;
+        let mail = match kind {
+            BookingEventKind::Confirmed => Some(BookingMailEvent::Confirmed),
+            BookingEventKind::Cancelled => Some(BookingMailEvent::Cancelled),
+            BookingEventKind::Held | BookingEventKind::Expired => None,
+        };
+        if let Some(event) = mail {
+            let job = BookingMail {
+                booking_id: booking.id,
+                event,
+            };
+            if let Err(err) = app.jobs.push(&job).await {
+                tracing::error!(error = %err, booking.id = %booking.id, "could not enqueue the booking's e-mail");
+            }
+        }
     }
+}
+
+fn audit_event(booking: &Booking, kind: BookingEventKind, actor: Option<Uuid>) -> AuditEvent {
+    let name = match kind {
+        BookingEventKind::Held => action::BOOKING_HELD,
+        BookingEventKind::Confirmed => action::BOOKING_CONFIRMED,
+        BookingEventKind::Cancelled => action::BOOKING_CANCELLED,
+        BookingEventKind::Expired => action::BOOKING_EXPIRED,
+    };
+    let mut event = AuditEvent::new(name)
+        .maybe_actor(actor)
+        .target("booking", booking.id)
+        .detail("facility_id", booking.facility_id.to_string())
+        .detail("member_id", booking.user_id.to_string())
+        .detail("start", booking.start.to_rfc3339())
+        .detail("end", booking.end.to_rfc3339());
+    if let Some(fee) = booking.cancellation_fee_cents {
+        event = event.detail("fee_cents", fee);
+    }
+    event
 }

@@ -43,7 +43,9 @@ pub async fn sweep(app: &AppState) -> anyhow::Result<usize> {
     }
     for (facility_id, expired) in by_facility {
         match super::load_any(&app.db, facility_id).await {
-            Ok(ctx) => super::after_commit(app, &ctx, &expired, BookingEventKind::Expired).await,
+            Ok(ctx) => {
+                super::after_commit(app, &ctx, &expired, BookingEventKind::Expired, None).await
+            }
             Err(err) => {
                 tracing::error!(?err, facility.id = %facility_id, "expired holds of an unreadable facility")
             }

@@ -2,6 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Duration, Utc};
+use clubpulse_audit::{AuditEvent, action};
 use clubpulse_state::SessionToken;
 use clubpulse_storage::{api_keys, api_keys::ApiKey, users};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,14 @@ async fn revoke_sessions(
         .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))?;
     let ended = app.state.sessions.revoke_all(id).await?;
     tracing::info!(admin.id = %admin.id, user.id = %id, sessions = ended, "sessions revoked by an admin");
+    app.audit
+        .record(
+            AuditEvent::new(action::SESSIONS_REVOKED)
+                .actor(admin.id)
+                .target("user", id)
+                .detail("sessions", ended),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -64,6 +73,14 @@ async fn ban(
         .ok_or_else(|| ApiError::not_found("user_not_found", "no such user"))?;
     let ended = app.state.sessions.revoke_all(id).await?;
     tracing::info!(admin.id = %admin.id, user.id = %id, sessions = ended, "user banned");
+    app.audit
+        .record(
+            AuditEvent::new(action::USER_BANNED)
+                .actor(admin.id)
+                .target("user", id)
+                .detail("sessions", ended),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -157,6 +174,14 @@ async fn create_api_key(
     }
     let key = issue(&app, name.as_str(), &scopes, admin.id).await?;
     tracing::info!(admin.id = %admin.id, api_key.id = %key.key.id, "API key created");
+    app.audit
+        .record(
+            AuditEvent::new(action::API_KEY_CREATED)
+                .actor(admin.id)
+                .target("api_key", key.key.id)
+                .detail("prefix", key.key.prefix.as_str()),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -201,6 +226,13 @@ async fn revoke_api_key(
         ));
     }
     tracing::info!(admin.id = %admin.id, api_key.id = %id, "API key revoked");
+    app.audit
+        .record(
+            AuditEvent::new(action::API_KEY_REVOKED)
+                .actor(admin.id)
+                .target("api_key", id),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -254,5 +286,13 @@ async fn rotate_api_key(
         ));
     }
     tracing::info!(admin.id = %admin.id, api_key.id = %id, new_key.id = %new.key.id, "API key rotated");
+    app.audit
+        .record(
+            AuditEvent::new(action::API_KEY_ROTATED)
+                .actor(admin.id)
+                .target("api_key", id)
+                .detail("new_key", new.key.id.to_string()),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(new)))
 }

@@ -7,9 +7,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
+use clubpulse_audit::{AuditEvent, action};
 use clubpulse_domain::{DisplayName, Email, Password, Role, Validation};
-use clubpulse_state::{NewSession, SessionRecord, SessionToken};
+use clubpulse_mail::{PasswordReset, Template};
+use clubpulse_state::{NewSession, SessionRecord, SessionToken, TokenPurpose};
 use clubpulse_storage::users;
+use clubpulse_workers::SendMail;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,6 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(end_session))
         .routes(routes!(me))
         .routes(routes!(change_password))
+        .routes(routes!(request_password_reset))
+        .routes(routes!(confirm_password_reset))
 }
 
 /// An account, as its owner and admins see it.
@@ -145,15 +150,27 @@ async fn login(
         .verify(body.password, stored)
         .await
         .map_err(ApiError::internal)?;
+    let refused = |actor: Option<Uuid>, reason: &str| {
+        AuditEvent::new(action::LOGIN_FAILED)
+            .maybe_actor(actor)
+            .ip(ip)
+            .detail("reason", reason)
+    };
     let user = match user {
         Some(user) if matches => user,
-        _ => {
+        user => {
             tracing::info!("login refused: wrong e-mail or password");
+            let event = match user {
+                Some(user) => refused(Some(user.id), "bad_credentials"),
+                None => refused(None, "unknown_account"),
+            };
+            app.audit.record(event).await;
             return Err(ApiError::unauthenticated("wrong e-mail or password")
                 .with_code("invalid_credentials"));
         }
     };
     if user.banned_at.is_some() {
+        app.audit.record(refused(Some(user.id), "banned")).await;
         return Err(ApiError::forbidden("this account has been banned").with_code("account_banned"));
     }
     let sessions = &app.config.sessions;
@@ -173,6 +190,14 @@ async fn login(
         )
         .await?;
     tracing::info!(user.id = %user.id, session.id = %session.id, "logged in");
+    app.audit
+        .record(
+            AuditEvent::new(action::LOGIN_SUCCEEDED)
+                .actor(user.id)
+                .target("session", session.id)
+                .ip(ip),
+        )
+        .await;
     let cookie = session_cookie(
         token.expose(),
         sessions.absolute_seconds,
@@ -206,10 +231,22 @@ fn clear_cookie(app: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "Logged out"), ProblemResponses))]
-async fn logout(State(app): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+async fn logout(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    user: CurrentUser,
+) -> Result<Response, ApiError> {
     let session = user.session()?;
     app.state.sessions.revoke_token(&session.token_hash).await?;
     tracing::info!(user.id = %user.id, session.id = %session.id, "logged out");
+    app.audit
+        .record(
+            AuditEvent::new(action::LOGOUT)
+                .actor(user.id)
+                .target("session", session.id)
+                .ip(ip),
+        )
+        .await;
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)).into_response())
 }
 
@@ -217,10 +254,23 @@ async fn logout(State(app): State<AppState>, user: CurrentUser) -> Result<Respon
 #[utoipa::path(post, path = "/auth/logout-all", tag = "auth",
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 204, description = "Every session ended"), ProblemResponses))]
-async fn logout_all(State(app): State<AppState>, user: CurrentUser) -> Result<Response, ApiError> {
+async fn logout_all(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    user: CurrentUser,
+) -> Result<Response, ApiError> {
     user.session()?;
     let ended = app.state.sessions.revoke_all(user.id).await?;
     tracing::info!(user.id = %user.id, sessions = ended, "logged out everywhere");
+    app.audit
+        .record(
+            AuditEvent::new(action::LOGOUT_ALL)
+                .actor(user.id)
+                .target("user", user.id)
+                .ip(ip)
+                .detail("sessions", ended),
+        )
+        .await;
     Ok((StatusCode::NO_CONTENT, clear_cookie(&app)).into_response())
 }
 
@@ -278,11 +328,20 @@ async fn list_sessions(
     responses((status = 204, description = "Session ended"), ProblemResponses))]
 async fn end_session(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     if app.state.sessions.revoke(user.id, id).await? {
         tracing::info!(user.id = %user.id, session.id = %id, "session ended");
+        app.audit
+            .record(
+                AuditEvent::new(action::SESSION_ENDED)
+                    .actor(user.id)
+                    .target("session", id)
+                    .ip(ip),
+            )
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("session_not_found", "no such session"))
@@ -314,6 +373,7 @@ pub struct ChangePassword {
     responses((status = 204, description = "Password changed, other sessions ended"), ProblemResponses))]
 async fn change_password(
     State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     user: CurrentUser,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
@@ -344,5 +404,143 @@ async fn change_password(
         }
     }
     tracing::info!(user.id = %user.id, sessions = ended, "password changed; other sessions ended");
+    app.audit
+        .record(
+            AuditEvent::new(action::PASSWORD_CHANGED)
+                .actor(user.id)
+                .target("user", user.id)
+                .ip(ip)
+                .detail("sessions_ended", ended),
+        )
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    #[schema(example = "ana@example.com")]
+    pub email: String,
+}
+
+/// Mails a single-use link to choose a new password, when the address belongs to an account. The
+/// answer is the same either way, so it tells nobody which addresses have accounts.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth",
+    request_body = PasswordResetRequest,
+    responses((status = 202, description = "If the address has an account, a link is on its way"),
+        ProblemResponses))]
+async fn request_password_reset(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<PasswordResetRequest>,
+) -> Result<StatusCode, ApiError> {
+    let email =
+        Email::try_from(body.email).map_err(|e| ApiError::validation(vec![e.within("email")]))?;
+    // Counted with login attempts: both are ways to try one's luck with an account.
+    limits::check(&app, Policy::LoginIp, &ip.to_string(), true).await?;
+    limits::check(&app, Policy::LoginAccount, email.as_str(), true).await?;
+    let requested = AuditEvent::new(action::PASSWORD_RESET_REQUESTED).ip(ip);
+    let user = match users::find_credentials(&app.db, &email).await? {
+        Some((user, _)) if user.banned_at.is_none() => user,
+        found => {
+            let reason = if found.is_some() {
+                "banned"
+            } else {
+                "unknown_account"
+            };
+            app.audit
+                .record(requested.detail("sent", false).detail("reason", reason))
+                .await;
+            return Ok(StatusCode::ACCEPTED);
+        }
+    };
+    let token = SessionToken::generate();
+    let ttl = app.config.sessions.password_reset_ttl();
+    app.state
+        .tokens
+        .issue(TokenPurpose::PasswordReset, &token.hash(), user.id, ttl)
+        .await?;
+    let mail = SendMail {
+        to: user.email.clone(),
+        message_key: format!("password-reset-{}", Uuid::now_v7()),
+        template: Template::PasswordReset(PasswordReset {
+            display_name: user.name.clone(),
+            token: token.expose().to_owned(),
+            expires_in_minutes: u32::try_from(app.config.sessions.password_reset_minutes)
+                .unwrap_or(u32::MAX),
+        }),
+    };
+    app.jobs.push(&mail).await?;
+    tracing::info!(user.id = %user.id, "password reset link queued");
+    app.audit
+        .record(
+            requested
+                .actor(user.id)
+                .target("user", user.id)
+                .detail("sent", true),
+        )
+        .await;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirm {
+    /// The `token` from the mailed link.
+    pub token: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+/// Sets a new password with a mailed token. The token works once, within its lifetime; every
+/// session of the account ends.
+#[utoipa::path(post, path = "/auth/password-reset/confirm", tag = "auth",
+    request_body = PasswordResetConfirm,
+    responses((status = 204, description = "Password set; every session of the account ended"),
+        (status = 400, description = "`reset_token_invalid`: unknown, used or expired", content_type = "application/problem+json"),
+        ProblemResponses))]
+async fn confirm_password_reset(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(body): ApiJson<PasswordResetConfirm>,
+) -> Result<StatusCode, ApiError> {
+    // Checked before the token is spent, so a too-short password costs no second e-mail.
+    let password = Password::try_from(body.password)
+        .map_err(|e| ApiError::validation(vec![e.within("password")]))?;
+    let invalid = || {
+        ApiError::bad_request(
+            "reset_token_invalid",
+            "this reset link is unknown, used or expired; ask for a new one",
+        )
+    };
+    if body.token.is_empty() || body.token.len() > 256 {
+        return Err(invalid());
+    }
+    let token = SessionToken::from_client(&body.token);
+    let user_id = app
+        .state
+        .tokens
+        .take(TokenPurpose::PasswordReset, &token.hash())
+        .await?
+        .ok_or_else(invalid)?;
+    let hash = app
+        .passwords
+        .hash(password.expose().to_owned())
+        .await
+        .map_err(ApiError::internal)?;
+    if !users::set_password(&app.db, user_id, &hash).await? {
+        return Err(invalid());
+    }
+    let ended = app.state.sessions.revoke_all(user_id).await?;
+    tracing::info!(user.id = %user_id, sessions = ended, "password reset; every session ended");
+    app.audit
+        .record(
+            AuditEvent::new(action::PASSWORD_RESET_COMPLETED)
+                .actor(user_id)
+                .target("user", user_id)
+                .ip(ip)
+                .detail("sessions_ended", ended),
+        )
+        .await;
     Ok(StatusCode::NO_CONTENT)
 }

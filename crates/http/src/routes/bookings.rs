@@ -176,13 +176,14 @@ async fn hold(
     match bookings::create_hold(&app.db, &new).await {
         Ok((booking, expired)) => {
             if !expired.is_empty() {
-                engine::after_commit(app, ctx, &expired, BookingEventKind::Expired).await;
+                engine::after_commit(app, ctx, &expired, BookingEventKind::Expired, None).await;
             }
             engine::after_commit(
                 app,
                 ctx,
                 std::slice::from_ref(&booking),
                 BookingEventKind::Held,
+                Some(user.id),
             )
             .await;
             Ok(booking)
@@ -443,6 +444,7 @@ async fn confirm_booking(
                 &ctx,
                 std::slice::from_ref(&confirmed),
                 BookingEventKind::Confirmed,
+                Some(user.id),
             )
             .await;
             Ok(Json(confirmed.into()))
@@ -454,7 +456,7 @@ async fn confirm_booking(
                 .await
                 .map_err(clubpulse_storage::StorageError::from)?;
             if let Some(expired) = expired {
-                engine::after_commit(&app, &ctx, &[expired], BookingEventKind::Expired).await;
+                engine::after_commit(&app, &ctx, &[expired], BookingEventKind::Expired, None).await;
             }
             Err(hold_expired())
         }
@@ -507,6 +509,7 @@ async fn cancel_booking(
         &ctx,
         std::slice::from_ref(&cancelled),
         BookingEventKind::Cancelled,
+        Some(user.id),
     )
     .await;
     Ok(Json(cancelled.into()))

@@ -2,6 +2,7 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
+use clubpulse_audit::{AuditEvent, action};
 use clubpulse_domain::{FacilityInput, FacilityPatch, NewFacility, Sport};
 use clubpulse_storage::facilities::{self, Facility, Filter};
 use serde::{Deserialize, Serialize};
@@ -191,6 +192,15 @@ async fn create_facility(
     let new = NewFacility::parse(body.club_id, body.fields.into()).map_err(ApiError::validation)?;
     let facility = facilities::insert(&app.db, &new).await?;
     tracing::info!(staff.id = %staff.id, facility.id = %facility.id, "facility created");
+    app.audit
+        .record(
+            AuditEvent::new(action::FACILITY_CREATED)
+                .actor(staff.id)
+                .target("facility", facility.id)
+                .detail("club_id", facility.club_id.to_string())
+                .detail("name", facility.name.as_str()),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(facility.into())))
 }
 
@@ -216,6 +226,13 @@ async fn update_facility(
         .await?
         .ok_or_else(facility_not_found)?;
     tracing::info!(staff.id = %staff.id, facility.id = %id, "facility updated");
+    app.audit
+        .record(
+            AuditEvent::new(action::FACILITY_UPDATED)
+                .actor(staff.id)
+                .target("facility", id),
+        )
+        .await;
     Ok(Json(facility.into()))
 }
 
@@ -231,6 +248,13 @@ async fn retire_facility(
 ) -> Result<StatusCode, ApiError> {
     if facilities::retire(&app.db, id).await? {
         tracing::info!(staff.id = %staff.id, facility.id = %id, "facility retired");
+        app.audit
+            .record(
+                AuditEvent::new(action::FACILITY_RETIRED)
+                    .actor(staff.id)
+                    .target("facility", id),
+            )
+            .await;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(facility_not_found())

@@ -47,6 +47,25 @@ pub struct Readiness {
     pub database: Check,
     /// The shared state (sessions): Redis or the in-process twin.
     pub state: Check,
+    /// The job queue and its workers.
+    pub jobs: JobsCheck,
+}
+
+/// The job queue's state. Informational: a backlog does not make an instance unready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobsCheck {
+    /// `up` or `down`.
+    pub status: &'static str,
+    /// Jobs waiting for a worker (ready and scheduled).
+    pub queued: u64,
+    pub in_flight: u64,
+    pub dead: u64,
+    /// Worker pools that reported recently, on every instance.
+    pub workers: usize,
+    /// Jobs running now across those pools.
+    pub busy: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Readiness: whether this instance can serve requests now (database and shared state reachable).
@@ -72,6 +91,26 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
         started,
         app.state.ping().await.map_err(|e| e.to_string()),
     );
+    let jobs = match app.jobs.stats().await {
+        Ok(s) => JobsCheck {
+            status: "up",
+            queued: s.ready + s.scheduled,
+            in_flight: s.in_flight,
+            dead: s.dead,
+            workers: s.workers.len(),
+            busy: s.busy,
+            error: None,
+        },
+        Err(err) => JobsCheck {
+            status: "down",
+            queued: 0,
+            in_flight: 0,
+            dead: 0,
+            workers: 0,
+            busy: 0,
+            error: Some(err.to_string()),
+        },
+    };
     let up = database.status == "up" && state.status == "up";
     let code = if up {
         StatusCode::OK
@@ -85,6 +124,7 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
             status,
             database,
             state,
+            jobs,
         }),
     )
 }

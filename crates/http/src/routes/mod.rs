@@ -1,12 +1,14 @@
 //! The API's routes, one module per area, merged with their OpenAPI document.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod bookings;
 pub mod classes;
 pub mod clubs;
 pub mod facilities;
 pub mod health;
+pub mod jobs;
 
 use axum::Router;
 use utoipa::{
@@ -65,6 +67,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             OpenApiRouter::new()
                 .merge(auth::router())
                 .merge(admin::router())
+                .merge(audit::router())
+                .merge(jobs::router())
                 .merge(clubs::router())
                 .merge(facilities::router())
                 .merge(bookings::router())

@@ -371,26 +371,42 @@ async fn tokens_are_stored_only_as_hashes() {
         .await
         .unwrap();
     assert!(!keys.is_empty());
+    let redis = app.state_redis().await;
+    let mut sessions = 0;
     for key in keys {
         assert!(!key.contains(&member.token), "{key}");
-        let kind: String = app
-            .state_redis()
-            .await
-            .query(redis::cmd("TYPE").arg(&key))
-            .await
-            .unwrap();
-        assert_eq!(kind, "hash");
-        let values: Vec<String> = app
-            .state_redis()
-            .await
-            .query(redis::cmd("HVALS").arg(&key))
-            .await
-            .unwrap();
+        let kind: String = redis.query(redis::cmd("TYPE").arg(&key)).await.unwrap();
+        // Every value stored under the prefix, whatever its type (sessions, the audit stream…).
+        let values: Vec<String> = match kind.as_str() {
+            "hash" => redis.query(redis::cmd("HVALS").arg(&key)).await.unwrap(),
+            "string" => redis.query(redis::cmd("GET").arg(&key)).await.unwrap(),
+            "set" => redis.query(redis::cmd("SMEMBERS").arg(&key)).await.unwrap(),
+            "zset" => redis
+                .query(redis::cmd("ZRANGE").arg(&key).arg(0).arg(-1))
+                .await
+                .unwrap(),
+            "list" => redis
+                .query(redis::cmd("LRANGE").arg(&key).arg(0).arg(-1))
+                .await
+                .unwrap(),
+            "stream" => {
+                let entries: Vec<(String, Vec<String>)> = redis
+                    .query(redis::cmd("XRANGE").arg(&key).arg("-").arg("+"))
+                    .await
+                    .unwrap();
+                entries.into_iter().flat_map(|(_, fields)| fields).collect()
+            }
+            other => panic!("{key} has an unexpected type {other}"),
+        };
+        if key.contains("session") && kind == "hash" {
+            sessions += 1;
+        }
         assert!(
             values.iter().all(|v| !v.contains(&member.token)),
             "token stored in {key}"
         );
     }
+    assert!(sessions > 0, "the session itself was looked at");
 }
 
 #[tokio::test]

@@ -92,6 +92,8 @@ pub struct TestApp {
     pub redis_prefix: String,
     /// The server's booking-event bus, to watch what it publishes.
     pub events: clubpulse_http::engine::events::Events,
+    /// What the server's handlers see (its job queue and audit log among them).
+    pub state: clubpulse_http::AppState,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -142,6 +144,7 @@ impl TestApp {
             .expect("build the app");
         let addr = app.local_addr();
         let events = app.state().events.clone();
+        let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
@@ -156,6 +159,7 @@ impl TestApp {
             database_url,
             redis_prefix,
             events,
+            state,
             shutdown: Some(tx),
             server: Some(server),
         }
@@ -171,6 +175,33 @@ impl TestApp {
                 .await
                 .expect("server task")
                 .expect("server stopped cleanly");
+        }
+    }
+
+    /// Chains every audit event recorded so far, as the periodic flusher would.
+    pub async fn flush_audit(&self) {
+        self.state
+            .audit
+            .flusher(self.db.clone())
+            .flush()
+            .await
+            .expect("flush the audit log");
+    }
+
+    /// Waits until the job queue has nothing ready, scheduled or running; fails the test after
+    /// `timeout`, naming what is left.
+    pub async fn drain_jobs(&self, timeout: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let stats = self.state.jobs.stats().await.expect("job stats");
+            if stats.ready + stats.scheduled + stats.in_flight == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "jobs left unprocessed: {stats:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

@@ -8,6 +8,7 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod background;
 mod bad_input;
 mod bookings;
 mod classes;

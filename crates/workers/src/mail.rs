@@ -1,0 +1,180 @@
+//! E-mail jobs.
+//!
+//! - [`SendMail`] carries a rendered-at-send-time template (the password-reset link, whose token
+//!   exists nowhere else).
+//! - [`BookingMail`] carries only a booking id and what happened; the handler reads the booking,
+//!   member, facility and club when it runs, so the message says what is true at sending time.
+//!
+//! A transient SMTP failure (relay down, 4xx) fails the attempt and the queue retries with
+//! back-off; a permanent one (5xx, a bad address) dead-letters the job at once.
+
+use chrono_tz::Tz;
+use clubpulse_domain::BookingStatus;
+use clubpulse_jobs::{Job, JobContext, JobFailure, Registry};
+use clubpulse_mail::{BookingDetails, Cancellation, MailError, Template};
+use clubpulse_storage::{bookings, clubs, facilities, users};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Deps;
+
+/// One message to one address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendMail {
+    pub to: String,
+    /// Fixes the message's `Message-ID` for every attempt.
+    pub message_key: String,
+    pub template: Template,
+}
+
+impl Job for SendMail {
+    const KIND: &'static str = "mail.send";
+}
+
+/// What happened to a booking that its member hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingMailEvent {
+    Confirmed,
+    Cancelled,
+}
+
+impl BookingMailEvent {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Tell a booking's member that it was confirmed (with a calendar file) or cancelled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BookingMail {
+    pub booking_id: Uuid,
+    pub event: BookingMailEvent,
+}
+
+impl Job for BookingMail {
+    const KIND: &'static str = "mail.booking";
+
+    /// One message per booking and event, however often the event is reported.
+    fn unique_key(&self) -> Option<String> {
+        Some(self.message_key())
+    }
+}
+
+impl BookingMail {
+    fn message_key(&self) -> String {
+        format!("booking-{}-{}", self.booking_id, self.event.as_str())
+    }
+}
+
+pub(crate) fn register(registry: &mut Registry, deps: Deps) {
+    let for_send = deps.clone();
+    registry.register::<SendMail, _>(move |job: SendMail, ctx: JobContext| {
+        let deps = for_send.clone();
+        async move { deliver(&deps, &ctx, &job.to, &job.message_key, &job.template).await }
+    });
+    registry.register::<BookingMail, _>(move |job: BookingMail, ctx: JobContext| {
+        let deps = deps.clone();
+        async move {
+            let Some((to, template)) = booking_message(&deps, &job).await? else {
+                return Ok(());
+            };
+            deliver(&deps, &ctx, &to, &job.message_key(), &template).await
+        }
+    });
+}
+
+async fn deliver(
+    deps: &Deps,
+    ctx: &JobContext,
+    to: &str,
+    message_key: &str,
+    template: &Template,
+) -> Result<(), JobFailure> {
+    let Some(mailer) = &deps.mailer else {
+        tracing::info!(
+            job.id = %ctx.id,
+            mail.template = template.name(),
+            "no SMTP server is configured; the message was not sent"
+        );
+        return Ok(());
+    };
+    let email = template
+        .render(to, message_key, &deps.config.public_url())
+        .map_err(failure)?;
+    mailer.send(&email).await.map_err(failure)?;
+    tracing::info!(job.id = %ctx.id, mail.template = template.name(), attempt = ctx.attempt, "mail sent");
+    Ok(())
+}
+
+fn failure(err: MailError) -> JobFailure {
+    if err.is_transient() {
+        JobFailure::new(err)
+    } else {
+        JobFailure::permanent(err)
+    }
+}
+
+/// The recipient and message for a booking event; `None` when there is nothing to say any more
+/// (a confirmation for a booking cancelled since).
+async fn booking_message(
+    deps: &Deps,
+    job: &BookingMail,
+) -> Result<Option<(String, Template)>, JobFailure> {
+    let db = &deps.db;
+    let booking = bookings::find(db, job.booking_id, None)
+        .await
+        .map_err(JobFailure::new)?
+        .ok_or_else(|| JobFailure::permanent(format!("booking {} not found", job.booking_id)))?;
+    let member = users::find(db, booking.user_id)
+        .await
+        .map_err(JobFailure::new)?
+        .ok_or_else(|| JobFailure::permanent("the booking's member no longer exists"))?;
+    let facility = facilities::find_any(db, booking.facility_id)
+        .await
+        .map_err(JobFailure::new)?
+        .ok_or_else(|| JobFailure::permanent("the booking's facility no longer exists"))?;
+    let club = clubs::find(db, facility.club_id)
+        .await
+        .map_err(JobFailure::new)?
+        .ok_or_else(|| JobFailure::permanent("the facility's club no longer exists"))?;
+    let time_zone: Tz = club
+        .timezone
+        .parse()
+        .map_err(|_| JobFailure::permanent(format!("club time zone {:?}", club.timezone)))?;
+    let template = match job.event {
+        BookingMailEvent::Confirmed => {
+            if booking.status != BookingStatus::Confirmed {
+                tracing::info!(booking.id = %booking.id, "confirmation not sent: the booking changed since");
+                return Ok(None);
+            }
+            Template::BookingConfirmed(BookingDetails {
+                booking_id: booking.id,
+                display_name: member.name,
+                club_name: club.name,
+                facility_name: facility.name,
+                time_zone,
+                start: booking.start,
+                end: booking.end,
+                price_cents: booking.price_cents,
+                currency: booking.currency,
+                booked_at: booking.confirmed_at.unwrap_or(booking.created_at),
+            })
+        }
+        BookingMailEvent::Cancelled => Template::BookingCancelled(Cancellation {
+            booking_id: booking.id,
+            display_name: member.name,
+            club_name: club.name,
+            facility_name: facility.name,
+            time_zone,
+            start: booking.start,
+            end: booking.end,
+            fee_cents: booking.cancellation_fee_cents,
+            currency: booking.currency,
+        }),
+    };
+    Ok(Some((member.email, template)))
+}
