@@ -9,8 +9,9 @@ use clubpulse_domain::{
     CancellationPolicy, ClubName, DisplayName, Email, FacilityInput, NewFacility, Password, Role,
     TimeZone,
 };
-use clubpulse_http::{App, passwords::Passwords};
+use clubpulse_http::{App, load_search, passwords::Passwords};
 use clubpulse_jobs::{DeadSelector, JobId, WorkerPool};
+use clubpulse_search::EmbeddingService;
 use clubpulse_state::{RedisOptions, StateBackends};
 use clubpulse_storage::{
     Conflict, Database, DatabaseOptions, StorageError, clubs, facilities, users,
@@ -262,9 +263,69 @@ pub async fn seed_demo(config: Config) -> anyhow::Result<()> {
         for user in demo_data::USERS {
             println!("  {:<24} {:<18} {}", user.email, user.password, user.role);
         }
+        // Indexed now, so that search answers from the first request.
+        if let Some(search) = load_search(&config).await? {
+            index_for_search(&db.pool, &search, true).await?;
+        }
         Ok(())
     })
     .await
+}
+
+/// Rebuilds the search index of every live facility (or only the missing and stale ones).
+pub async fn search_reindex(config: Config, only_missing: bool) -> anyhow::Result<()> {
+    if !config.search.enabled {
+        anyhow::bail!("search is turned off (CLUBPULSE_SEARCH=off): there is no index to build");
+    }
+    with_database(&config, async |db| {
+        let search = load_search(&config)
+            .await?
+            .context("search is turned off")?;
+        index_for_search(&db.pool, &search, only_missing).await
+    })
+    .await
+}
+
+async fn index_for_search(
+    pool: &sqlx::PgPool,
+    search: &EmbeddingService,
+    only_missing: bool,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let done = clubpulse_workers::search::reindex(pool, search, only_missing, |done, total| {
+        progress_bar("indexing facilities for search", done, total);
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("indexing failed: {e}"))?;
+    eprintln!();
+    println!(
+        "search index: {} facilities indexed in {:.1} s{}",
+        done.indexed,
+        started.elapsed().as_secs_f64(),
+        if done.skipped > 0 {
+            format!(
+                " ({} changed meanwhile, left for the next run)",
+                done.skipped
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// One line on stderr, redrawn in place: `label [#####     ] 53/120`.
+fn progress_bar(label: &str, done: usize, total: usize) {
+    const WIDTH: usize = 30;
+    let filled = (done * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    eprint!(
+        "\r{label} [{}{}] {done}/{total}",
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled)
+    );
 }
 
 /// Runs jobs and chains audit events until SIGTERM or Ctrl-C, then finishes the jobs in hand and
@@ -286,7 +347,8 @@ async fn worker_with(
     let redis = state.redis_conn().cloned();
     let config = Arc::new(config);
     let queue = clubpulse_workers::queue(redis.clone(), db.pool.clone());
-    let deps = clubpulse_workers::Deps::new(db.pool.clone(), config.clone())
+    let search = load_search(&config).await?;
+    let deps = clubpulse_workers::Deps::new(db.pool.clone(), config.clone(), search)
         .context("configuring e-mail")?;
     let registry = clubpulse_workers::registry(deps);
     let audit = AuditLog::new(redis, db.pool.clone(), config.audit.enabled);

@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Maintains the search index.
+    Search {
+        #[command(subcommand)]
+        command: SearchCommand,
+    },
     /// Loads data.
     Seed {
         /// The demo data set: three clubs, about fifty facilities, an admin, staff and members.
@@ -88,6 +93,17 @@ enum AuditCommand {
         /// still be in the chain.
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<clubpulse_audit::ExpectedHead>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SearchCommand {
+    /// Embeds and indexes every live facility again (after changing the model, say), with a
+    /// progress bar.
+    Reindex {
+        /// Only facilities never indexed or changed since.
+        #[arg(long)]
+        missing: bool,
     },
 }
 
@@ -142,6 +158,9 @@ fn main() -> ExitCode {
             } => commands::create_user(config, &email, password, &role, name).await,
             Command::Seed { demo: _ } => commands::seed_demo(config).await,
             Command::Worker => commands::worker(config).await,
+            Command::Search {
+                command: SearchCommand::Reindex { missing },
+            } => commands::search_reindex(config, missing).await,
             Command::Jobs {
                 command: JobsCommand::Dead { command },
             } => {

@@ -80,6 +80,7 @@ impl World {
             .env("REDIS_URL", env("CLUBPULSE_TEST_REDIS_URL"))
             .env("CLUBPULSE_REDIS_PREFIX", &self.prefix)
             .env("CLUBPULSE_LOG", "warn")
+            .env("CLUBPULSE_SEARCH", "off")
             .env("CLUBPULSE_AUDIT_FLUSH_SECONDS", "1")
             .env("CLUBPULSE_JOB_VISIBILITY_SECONDS", "2")
             .stdout(Stdio::piped())

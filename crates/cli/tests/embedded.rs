@@ -34,7 +34,9 @@ fn clubpulse(data_dir: &Path, args: &[&str]) -> Command {
         .env_remove("REDIS_URL")
         .env_remove("CLUBPULSE_CONFIG")
         .env("CLUBPULSE_DATA_DIR", data_dir)
-        .env("CLUBPULSE_LOG", "warn");
+        .env("CLUBPULSE_LOG", "warn")
+        // Search has its own end-to-end tests; these are about the database's life cycle.
+        .env("CLUBPULSE_SEARCH", "off");
     cmd
 }
 

@@ -11,7 +11,8 @@ use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 
 use clubpulse_audit::AuditLog;
-use clubpulse_jobs::{Queue, Registry, WorkerPool};
+use clubpulse_jobs::{Periodic, Queue, Registry, WorkerPool};
+use clubpulse_search::{EmbeddingOptions, EmbeddingService};
 
 use crate::{ApiError, engine::events::Events, middleware, passwords::Passwords, routes};
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Background jobs (e-mail, search indexing), on Redis or in PostgreSQL.
     pub jobs: Queue,
+    /// The sentence-embedding model, unless search is turned off.
+    pub search: Option<EmbeddingService>,
 }
 
 impl AppState {
@@ -90,8 +93,9 @@ impl App {
         );
         let jobs = clubpulse_workers::queue(state.redis_conn().cloned(), db.clone());
         let config = Arc::new(config);
+        let search = load_search(&config).await?;
         let workers = if config.jobs.run_in_server {
-            let deps = clubpulse_workers::Deps::new(db.clone(), config.clone())
+            let deps = clubpulse_workers::Deps::new(db.clone(), config.clone(), search.clone())
                 .context("configuring e-mail")?;
             Some(clubpulse_workers::registry(deps))
         } else {
@@ -100,6 +104,7 @@ impl App {
         let state = AppState {
             audit,
             jobs,
+            search,
             db,
             state,
             limits: crate::limits::Limits::new(&config.rate_limits)?,
@@ -158,7 +163,19 @@ impl App {
                 },
             ))
         });
+        let (periodic_stop, periodic_stopped) = tokio::sync::oneshot::channel::<()>();
+        let periodic = Periodic::new(self.state.jobs.clone())
+            .every(INDEX_MISSING_EVERY, &clubpulse_workers::IndexMissing)
+            .map(|periodic| {
+                tokio::spawn(periodic.run(async move {
+                    let _ = periodic_stopped.await;
+                }))
+            });
         let served = self.serve(shutdown).await;
+        let _ = periodic_stop.send(());
+        if let Ok(periodic) = periodic {
+            let _ = periodic.await;
+        }
         // Requests have drained: finish the jobs in hand, then chain the last audit events (the
         // jobs may record some).
         let _ = pool_stop.send(());
@@ -207,6 +224,31 @@ impl App {
             }
         }
     }
+}
+
+/// How often some instance queues indexing of facilities written without the API (the demo seed)
+/// or whose indexing job was lost.
+const INDEX_MISSING_EVERY: Duration = Duration::from_secs(30);
+
+/// Loads the embedding model when search is on; a missing or unreadable model stops the start
+/// with the folder named (never a download).
+pub async fn load_search(config: &Config) -> anyhow::Result<Option<EmbeddingService>> {
+    if !config.search.enabled {
+        tracing::info!("search is turned off (CLUBPULSE_SEARCH=off)");
+        return Ok(None);
+    }
+    let dir = config.search.model_dir.clone();
+    let service = EmbeddingService::load(dir.clone(), EmbeddingOptions::default())
+        .await
+        .with_context(|| {
+            format!(
+                "loading the search model from {} (install it with scripts/setup, point \
+                 CLUBPULSE_MODEL_DIR at a sentence-transformers folder, or set \
+                 CLUBPULSE_SEARCH=off)",
+                dir.display()
+            )
+        })?;
+    Ok(Some(service))
 }
 
 /// The whole HTTP surface: API routes, docs, health, and the middleware around them.

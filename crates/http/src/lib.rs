@@ -24,5 +24,5 @@ pub mod middleware;
 pub mod passwords;
 pub mod routes;
 
-pub use app::{App, AppState};
+pub use app::{App, AppState, load_search};
 pub use error::ApiError;

@@ -18,6 +18,7 @@ pub mod clubs;
 pub mod database;
 pub mod embedded;
 pub mod facilities;
+pub mod search;
 pub mod users;
 
 pub use database::{Database, DatabaseOptions};

@@ -8,25 +8,32 @@
 //! # Layout
 //!
 //! - [`mail`]: e-mail jobs ([`SendMail`], [`BookingMail`]) and their handlers.
+//! - [`search`]: keeping the search index current ([`IndexFacility`], [`IndexMissing`]), and the
+//!   [`reindex`](search::reindex) behind `clubpulse search reindex`.
 //! - this file: what handlers need ([`Deps`]), the [`registry`] of every job kind, the queue for a
 //!   deployment ([`queue`]) and the pool options from the configuration ([`worker_options`]).
 
 pub mod mail;
+pub mod search;
 
 use std::sync::Arc;
 
 use clubpulse_config::{Config, JobsConfig};
 use clubpulse_jobs::{Queue, Registry, WorkerOptions};
 use clubpulse_mail::Mailer;
+use clubpulse_search::EmbeddingService;
 use clubpulse_state::RedisConn;
 use sqlx::PgPool;
 
 pub use mail::{BookingMail, BookingMailEvent, SendMail};
+pub use search::{IndexFacility, IndexMissing};
 
-/// What handlers reach: the database, the mailer and the configuration.
+/// What handlers reach: the database, the mailer, the embedding model and the configuration.
 #[derive(Debug, Clone)]
 pub struct Deps {
     pub db: PgPool,
+    /// `None` when search is disabled: indexing jobs complete without doing anything.
+    pub search: Option<EmbeddingService>,
     /// `None` when no SMTP server is configured: mail jobs complete without sending, and say so in
     /// the log.
     pub mailer: Option<Arc<Mailer>>,
@@ -35,12 +42,21 @@ pub struct Deps {
 
 impl Deps {
     /// Builds the mailer from the configuration (a bad SMTP URL or sender is an error at start).
-    pub fn new(db: PgPool, config: Arc<Config>) -> Result<Self, clubpulse_mail::MailError> {
+    pub fn new(
+        db: PgPool,
+        config: Arc<Config>,
+        search: Option<EmbeddingService>,
+    ) -> Result<Self, clubpulse_mail::MailError> {
         let mailer = match &config.mail.smtp_url {
             Some(url) => Some(Arc::new(Mailer::from_url(url.expose(), &config.mail.from)?)),
             None => None,
         };
-        Ok(Self { db, mailer, config })
+        Ok(Self {
+            db,
+            search,
+            mailer,
+            config,
+        })
     }
 }
 
@@ -56,7 +72,8 @@ pub fn queue(redis: Option<RedisConn>, db: PgPool) -> Queue {
 /// Every job kind the service runs, with its handler.
 pub fn registry(deps: Deps) -> Registry {
     let mut registry = Registry::new();
-    mail::register(&mut registry, deps);
+    mail::register(&mut registry, deps.clone());
+    search::register(&mut registry, deps);
     registry
 }
 

@@ -524,7 +524,7 @@ pub struct AvailabilityQuery {
     pub to: Option<String>,
 }
 
-fn span(
+pub(crate) fn span(
     from: Option<&str>,
     to: Option<&str>,
     max_days: i64,

@@ -192,6 +192,7 @@ async fn create_facility(
     let new = NewFacility::parse(body.club_id, body.fields.into()).map_err(ApiError::validation)?;
     let facility = facilities::insert(&app.db, &new).await?;
     tracing::info!(staff.id = %staff.id, facility.id = %facility.id, "facility created");
+    queue_indexing(&app, facility.id).await;
     app.audit
         .record(
             AuditEvent::new(action::FACILITY_CREATED)
@@ -226,6 +227,7 @@ async fn update_facility(
         .await?
         .ok_or_else(facility_not_found)?;
     tracing::info!(staff.id = %staff.id, facility.id = %id, "facility updated");
+    queue_indexing(&app, id).await;
     app.audit
         .record(
             AuditEvent::new(action::FACILITY_UPDATED)
@@ -258,5 +260,14 @@ async fn retire_facility(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(facility_not_found())
+    }
+}
+
+/// Queues (re-)indexing of a facility for search. A failure is logged, not returned: the facility
+/// is written, and the periodic sweep of unindexed facilities picks it up.
+async fn queue_indexing(app: &AppState, facility_id: Uuid) {
+    let job = clubpulse_workers::IndexFacility { facility_id };
+    if let Err(err) = app.jobs.push(&job).await {
+        tracing::warn!(error = %err, facility.id = %facility_id, "could not queue search indexing");
     }
 }

@@ -9,6 +9,7 @@ pub mod clubs;
 pub mod facilities;
 pub mod health;
 pub mod jobs;
+pub mod search;
 
 use axum::Router;
 use utoipa::{
@@ -36,6 +37,7 @@ use crate::AppState;
         (name = "facilities", description = "Facilities"),
         (name = "bookings", description = "Holds, bookings, availability and popular times"),
         (name = "classes", description = "Classes and enrolments"),
+        (name = "search", description = "Natural-language search, similar facilities, favourites and recommendations"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -72,7 +74,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(clubs::router())
                 .merge(facilities::router())
                 .merge(bookings::router())
-                .merge(classes::router()),
+                .merge(classes::router())
+                .merge(search::router()),
         )
         .merge(health::router())
         .split_for_parts()

@@ -73,6 +73,8 @@ impl Default for Setup {
         // Every test client is 127.0.0.1, so the production limits would make unrelated tests
         // collide; the limits have tests of their own that turn them on.
         config.rate_limits.enabled = false;
+        // Loading the model is for the tests that search; they turn it on.
+        config.search.enabled = false;
         Self {
             backend: Backend::Redis,
             database_url: None,

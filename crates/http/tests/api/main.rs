@@ -16,3 +16,4 @@ mod clubs_and_facilities;
 mod instances;
 mod operations;
 mod protection;
+mod search;

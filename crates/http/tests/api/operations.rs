@@ -145,6 +145,12 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("get", "/api/v1/classes/{id}"),
         ("post", "/api/v1/classes/{id}/enrollments"),
         ("post", "/api/v1/enrollments/{id}/cancel"),
+        ("get", "/api/v1/search/facilities"),
+        ("get", "/api/v1/facilities/{id}/similar"),
+        ("get", "/api/v1/me/favorites"),
+        ("put", "/api/v1/me/favorites/{facility_id}"),
+        ("delete", "/api/v1/me/favorites/{facility_id}"),
+        ("get", "/api/v1/me/recommendations"),
         ("get", "/health"),
         ("get", "/ready"),
     ];

@@ -1,0 +1,475 @@
+//! Natural-language facility search, similar facilities, favourites and recommendations.
+//!
+//! A query is embedded in process (cached per normalised query) and answered by two retrievers in
+//! PostgreSQL: the nearest embeddings (pgvector HNSW, cosine) and full text over Spanish and
+//! English with accents folded. By default their rankings are fused with reciprocal rank fusion,
+//! which needs no score calibration between the two: a facility high in either list ranks high,
+//! and one high in both ranks highest. Facilities holding every word of the query come before
+//! those that do not (each group in fused order). `mode=vector` and `mode=text` return one
+//! retriever alone.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::{Json, extract::State, http::StatusCode};
+use chrono::{DateTime, Utc};
+use clubpulse_search::{EmbeddingService, rrf};
+use clubpulse_storage::{
+    facilities,
+    search::{self as index, SearchFilters, TextHit, VectorHit},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use crate::{
+    ApiError, AppState,
+    engine::{self, availability},
+    error::responses::ProblemResponses,
+    extract::{ApiPath, ApiQuery, CurrentUser},
+    routes::facilities::FacilityView,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search_facilities))
+        .routes(routes!(similar_facilities))
+        .routes(routes!(list_favorites))
+        .routes(routes!(add_favorite, remove_favorite))
+        .routes(routes!(recommendations))
+}
+
+/// Candidates each retriever contributes before fusion and filtering.
+const CANDIDATES: i64 = 50;
+/// The usual reciprocal-rank-fusion constant: damps the head of each list.
+const RRF_K: f64 = 60.0;
+/// Longest query, in characters.
+const MAX_QUERY_CHARS: usize = 256;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Both retrievers, fused by reciprocal rank.
+    #[default]
+    Hybrid,
+    /// Nearest embeddings only.
+    Vector,
+    /// Full text only.
+    Text,
+}
+
+impl SearchMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Hybrid => "hybrid",
+            Self::Vector => "vector",
+            Self::Text => "text",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// What the member is looking for, in their words (Spanish or English), 1 to 256 characters.
+    #[param(example = "pádel techado")]
+    pub q: String,
+    /// Results, 1 to 50 (default 10).
+    pub limit: Option<i64>,
+    /// Only this sport.
+    pub sport: Option<String>,
+    /// Only this club's facilities.
+    pub club_id: Option<Uuid>,
+    /// With `free_to`: only facilities with a free slot in this window (RFC 3339, at most 14
+    /// days long).
+    pub free_from: Option<String>,
+    pub free_to: Option<String>,
+    /// `hybrid` (default), `vector` or `text`.
+    #[param(value_type = Option<SearchMode>)]
+    pub mode: Option<SearchMode>,
+}
+
+/// Why a facility came up.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct Matched {
+    /// Cosine similarity of the facility's description to the query, when the vector retriever
+    /// found it.
+    pub similarity: Option<f64>,
+    /// Its place in the vector retriever's list, from 1.
+    pub vector_rank: Option<usize>,
+    /// The query's words the facility contains, as typed.
+    pub words: Vec<String>,
+    /// Whether it contains every meaningful word of the query.
+    pub all_words: bool,
+    /// Its place in the full-text retriever's list, from 1.
+    pub text_rank: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResult {
+    pub facility: FacilityView,
+    /// The ranking score in this mode: fused reciprocal rank (hybrid), cosine similarity (vector)
+    /// or full-text rank (text). Comparable within one answer only.
+    pub score: f64,
+    pub matched: Matched,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchAnswer {
+    pub query: String,
+    #[schema(example = "hybrid")]
+    pub mode: &'static str,
+    pub results: Vec<SearchResult>,
+}
+
+/// Finds facilities from a description in plain words ("canchas para jugar bajo la lluvia",
+/// "tenis noche", "indoor pool"), best first, each with its score and what matched.
+#[utoipa::path(get, path = "/search/facilities", tag = "search", params(SearchQuery),
+    responses((status = 200, body = SearchAnswer),
+        (status = 503, description = "`search_disabled`: this instance runs without search", content_type = "application/problem+json"),
+        ProblemResponses))]
+async fn search_facilities(
+    State(app): State<AppState>,
+    ApiQuery(query): ApiQuery<SearchQuery>,
+) -> Result<Json<SearchAnswer>, ApiError> {
+    // Control characters (a NUL byte cannot even reach PostgreSQL) separate words like spaces.
+    let cleaned: String = query
+        .q
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let q = cleaned.trim();
+    if q.is_empty() {
+        return Err(ApiError::invalid_field("q", "say what you are looking for"));
+    }
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::invalid_field(
+            "q",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    let limit = query.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::invalid_field("limit", "must be between 1 and 50"));
+    }
+    let sport = query
+        .sport
+        .map(|s| {
+            clubpulse_domain::Sport::try_from(s.as_str())
+                .map(|s| s.as_str().to_owned())
+                .map_err(|e| ApiError::validation(vec![e.within("sport")]))
+        })
+        .transpose()?;
+    let window = match (query.free_from.as_deref(), query.free_to.as_deref()) {
+        (None, None) => None,
+        (Some(from), Some(to)) => Some(crate::routes::bookings::span(Some(from), Some(to), 14)?),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "free_to",
+                "free_from and free_to go together",
+            ));
+        }
+    };
+    let mode = query.mode.unwrap_or_default();
+    let search = enabled(&app)?;
+    let filters = SearchFilters {
+        sport,
+        club_id: query.club_id,
+    };
+
+    let vector = if mode == SearchMode::Text {
+        Vec::new()
+    } else {
+        let embedding = search
+            .embed_query(q)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+        let mut conn = app.db.acquire().await.map_err(storage)?;
+        index::vector_top_k(&mut conn, &embedding, CANDIDATES, &filters).await?
+    };
+    let text = if mode == SearchMode::Vector {
+        Vec::new()
+    } else {
+        index::text_top_k(&app.db, q, CANDIDATES, &filters).await?
+    };
+    let ranked = rank(mode, &vector, &text);
+    let ranked = match window {
+        Some((from, to)) => keep_free(&app, ranked, from, to).await?,
+        None => ranked,
+    };
+    let top: Vec<(Uuid, f64)> = ranked
+        .into_iter()
+        .take(usize::try_from(limit).unwrap_or(10))
+        .collect();
+    let results = describe(&app, &top, &vector, &text).await?;
+    Ok(Json(SearchAnswer {
+        query: q.to_owned(),
+        mode: mode.as_str(),
+        results,
+    }))
+}
+
+fn enabled(app: &AppState) -> Result<&EmbeddingService, ApiError> {
+    app.search.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "search_disabled",
+            "search is turned off on this instance",
+        )
+    })
+}
+
+fn storage(err: sqlx::Error) -> ApiError {
+    clubpulse_storage::StorageError::from(err).into()
+}
+
+/// Facility ids, best first, with this mode's score.
+fn rank(mode: SearchMode, vector: &[VectorHit], text: &[TextHit]) -> Vec<(Uuid, f64)> {
+    match mode {
+        SearchMode::Vector => vector
+            .iter()
+            .map(|h| (h.facility_id, h.similarity))
+            .collect(),
+        SearchMode::Text => text
+            .iter()
+            .map(|h| (h.facility_id, f64::from(h.rank)))
+            .collect(),
+        SearchMode::Hybrid => {
+            let by_vector: Vec<Uuid> = vector.iter().map(|h| h.facility_id).collect();
+            let by_text: Vec<Uuid> = text.iter().map(|h| h.facility_id).collect();
+            let fused = rrf(&[&by_vector, &by_text], RRF_K);
+            // A facility holding every word the member typed answers the query as stated: those
+            // come first, each tier in fused order. Without this, a facility the embedding likes
+            // but that lacks a stated wish ("techado") could outrank one that has them all.
+            let complete: HashSet<Uuid> = text
+                .iter()
+                .filter(|h| h.all_words)
+                .map(|h| h.facility_id)
+                .collect();
+            let (first, rest): (Vec<_>, Vec<_>) =
+                fused.into_iter().partition(|(id, _)| complete.contains(id));
+            first.into_iter().chain(rest).collect()
+        }
+    }
+}
+
+/// Keeps the facilities with at least one free slot in `[from, to)`, in order, using the same
+/// availability as the booking grid.
+async fn keep_free(
+    app: &AppState,
+    ranked: Vec<(Uuid, f64)>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Uuid, f64)>, ApiError> {
+    let mut contexts = Vec::new();
+    for (id, _) in &ranked {
+        if let Ok(ctx) = engine::load(&app.db, *id).await {
+            contexts.push(ctx);
+        }
+    }
+    let grids = availability::for_facilities(app, &contexts, from, to).await?;
+    let free: HashSet<Uuid> = grids
+        .into_iter()
+        .filter(|g| {
+            g.slots
+                .iter()
+                .any(|s| s.state == availability::SlotState::Free)
+        })
+        .map(|g| g.facility_id)
+        .collect();
+    Ok(ranked
+        .into_iter()
+        .filter(|(id, _)| free.contains(id))
+        .collect())
+}
+
+async fn describe(
+    app: &AppState,
+    top: &[(Uuid, f64)],
+    vector: &[VectorHit],
+    text: &[TextHit],
+) -> Result<Vec<SearchResult>, ApiError> {
+    let ids: Vec<Uuid> = top.iter().map(|(id, _)| *id).collect();
+    let mut found = by_id(app, &ids).await?;
+    Ok(top
+        .iter()
+        .filter_map(|(id, score)| {
+            let facility = found.remove(id)?;
+            let mut matched = Matched::default();
+            if let Some((rank, hit)) = vector
+                .iter()
+                .enumerate()
+                .find(|(_, h)| h.facility_id == *id)
+            {
+                matched.similarity = Some((hit.similarity * 1e4).round() / 1e4);
+                matched.vector_rank = Some(rank + 1);
+            }
+            if let Some((rank, hit)) = text.iter().enumerate().find(|(_, h)| h.facility_id == *id) {
+                matched.words = hit.matched_words.clone();
+                matched.all_words = hit.all_words;
+                matched.text_rank = Some(rank + 1);
+            }
+            Some(SearchResult {
+                facility: facility.into(),
+                score: *score,
+                matched,
+            })
+        })
+        .collect())
+}
+
+/// Live facilities by id.
+async fn by_id(
+    app: &AppState,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, facilities::Facility>, ApiError> {
+    Ok(facilities::find_many(&app.db, ids)
+        .await?
+        .into_iter()
+        .map(|f| (f.id, f))
+        .collect())
+}
+
+/// A facility like another, with how close it is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Suggestion {
+    pub facility: FacilityView,
+    /// Cosine similarity of the two facilities' descriptions.
+    pub similarity: f64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionQuery {
+    /// Results, 1 to 50 (default 10).
+    pub limit: Option<i64>,
+}
+
+fn suggestion_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(10);
+    if (1..=50).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::invalid_field("limit", "must be between 1 and 50"))
+    }
+}
+
+async fn suggestions(app: &AppState, hits: Vec<VectorHit>) -> Result<Vec<Suggestion>, ApiError> {
+    let ids: Vec<Uuid> = hits.iter().map(|h| h.facility_id).collect();
+    let mut found = by_id(app, &ids).await?;
+    Ok(hits
+        .into_iter()
+        .filter_map(|hit| {
+            Some(Suggestion {
+                facility: found.remove(&hit.facility_id)?.into(),
+                similarity: (hit.similarity * 1e4).round() / 1e4,
+            })
+        })
+        .collect())
+}
+
+/// Facilities most like this one (by description and specifications), nearest first.
+#[utoipa::path(get, path = "/facilities/{id}/similar", tag = "search", params(
+        ("id" = Uuid, Path, description = "Facility id"), SuggestionQuery),
+    responses((status = 200, body = [Suggestion]), ProblemResponses))]
+async fn similar_facilities(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(query): ApiQuery<SuggestionQuery>,
+) -> Result<Json<Vec<Suggestion>>, ApiError> {
+    let limit = suggestion_limit(query.limit)?;
+    facilities::find(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("facility_not_found", "no such facility"))?;
+    let mut conn = app.db.acquire().await.map_err(storage)?;
+    let hits = index::similar_to(&mut conn, id, limit).await?;
+    drop(conn);
+    Ok(Json(suggestions(&app, hits).await?))
+}
+
+/// A favourite facility.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FavoriteView {
+    pub facility: FacilityView,
+    pub added_at: DateTime<Utc>,
+}
+
+/// My favourite facilities, most recently added first.
+#[utoipa::path(get, path = "/me/favorites", tag = "search",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = [FavoriteView]), ProblemResponses))]
+async fn list_favorites(
+    State(app): State<AppState>,
+    user: CurrentUser,
+) -> Result<Json<Vec<FavoriteView>>, ApiError> {
+    let favorites = index::list_favorites(&app.db, user.id).await?;
+    let ids: Vec<Uuid> = favorites.iter().map(|f| f.facility_id).collect();
+    let mut found = by_id(&app, &ids).await?;
+    Ok(Json(
+        favorites
+            .into_iter()
+            .filter_map(|f| {
+                Some(FavoriteView {
+                    facility: found.remove(&f.facility_id)?.into(),
+                    added_at: f.created_at,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// Adds a facility to my favourites (again is fine).
+#[utoipa::path(put, path = "/me/favorites/{facility_id}", tag = "search",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("facility_id" = Uuid, Path, description = "Facility id")),
+    responses((status = 204, description = "It is a favourite"), ProblemResponses))]
+async fn add_favorite(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiPath(facility_id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    match index::add_favorite(&app.db, user.id, facility_id).await {
+        Ok(_newly_added) => Ok(StatusCode::NO_CONTENT),
+        Err(clubpulse_storage::StorageError::MissingReference("facility")) => Err(
+            ApiError::not_found("facility_not_found", "no such facility"),
+        ),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Removes a facility from my favourites.
+#[utoipa::path(delete, path = "/me/favorites/{facility_id}", tag = "search",
+    security(("bearer" = []), ("cookie" = [])),
+    params(("facility_id" = Uuid, Path, description = "Facility id")),
+    responses((status = 204, description = "No longer a favourite"), ProblemResponses))]
+async fn remove_favorite(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiPath(facility_id): ApiPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if index::remove_favorite(&app.db, user.id, facility_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(
+            "favorite_not_found",
+            "this facility is not among your favourites",
+        ))
+    }
+}
+
+/// Facilities I have not used yet that are most like my favourites and the facilities I booked.
+/// Empty until I have a favourite or a booking.
+#[utoipa::path(get, path = "/me/recommendations", tag = "search", params(SuggestionQuery),
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, body = [Suggestion]), ProblemResponses))]
+async fn recommendations(
+    State(app): State<AppState>,
+    user: CurrentUser,
+    ApiQuery(query): ApiQuery<SuggestionQuery>,
+) -> Result<Json<Vec<Suggestion>>, ApiError> {
+    let limit = suggestion_limit(query.limit)?;
+    let mut conn = app.db.acquire().await.map_err(storage)?;
+    let hits = index::recommendation_candidates(&mut conn, user.id, limit).await?;
+    drop(conn);
+    Ok(Json(suggestions(&app, hits).await?))
+}
