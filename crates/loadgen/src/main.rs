@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod jobs;
+mod search;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for Club Pulse")]
@@ -51,6 +52,9 @@ struct Args {
     admin_password: String,
     #[command(flatten)]
     jobs: jobs::JobsArgs,
+    /// PostgreSQL, for the `recall` scenario.
+    #[arg(long, default_value = "")]
+    database_url: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
@@ -75,6 +79,13 @@ enum Scenario {
     Contention,
     /// No server: enqueue no-op jobs in Redis, then drain them with one worker pool in this process.
     Jobs,
+    /// `GET /api/v1/search/facilities` with queries members type (their embeddings cached after
+    /// the first time).
+    Search,
+    /// The same with a number added to every query, so every query is embedded anew.
+    SearchUncached,
+    /// No server: recall@10 of the HNSW index against an exact scan, on `--database-url`.
+    Recall,
 }
 
 #[derive(Debug, Serialize)]
@@ -101,6 +112,8 @@ struct Request {
     body: Option<Value>,
     /// For holds: the next slot to ask for, shared by warm-up and measurement.
     sequence: Option<Arc<HoldSequence>>,
+    /// For searches: the next query to send (the path changes with every request).
+    queries: Option<Arc<search::QueryPaths>>,
 }
 
 /// Successive slots of one facility: the k-th request asks for `[base + k·step, base + (k+1)·step)`.
@@ -126,6 +139,14 @@ async fn main() -> anyhow::Result<()> {
     if let Scenario::Jobs = args.scenario {
         return jobs::run(&args).await;
     }
+    if let Scenario::Recall = args.scenario {
+        let recall = search::recall(&args.database_url, 200).await?;
+        println!("{}", serde_json::json!({"scenario": "recall", "k": 10, "queries": 200, "recall": recall}));
+        if args.markdown {
+            println!("| recall@10, HNSW vs exact scan | 200 queries | {recall:.3} |");
+        }
+        return Ok(());
+    }
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -135,6 +156,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let (elapsed, histogram, errors) = if let Scenario::Argon2Limit = args.scenario {
         argon2_limit(Duration::from_secs(args.seconds)).await?
+    } else if let Scenario::Search | Scenario::SearchUncached = args.scenario {
+        let unique = matches!(args.scenario, Scenario::SearchUncached);
+        let requests = search::requests(args.concurrency, unique);
+        run(&client, &base, &requests, Duration::from_secs(args.warmup)).await?;
+        run(&client, &base, &requests, Duration::from_secs(args.seconds)).await?
     } else if let Scenario::Holds | Scenario::Availability = args.scenario {
         let requests = prepare_bookings(&client, &base, &args).await?;
         run(&client, &base, &requests, Duration::from_secs(args.warmup)).await?;
@@ -193,6 +219,7 @@ async fn prepare(
         token,
         body: None,
         sequence: None,
+        queries: None,
     };
     if let Scenario::Health = scenario {
         return Ok(vec![get("/health", None); clients]);
@@ -230,6 +257,7 @@ async fn prepare(
                 token: None,
                 body: Some(json!({"email": email, "password": password})),
                 sequence: None,
+                queries: None,
             },
             _ => get("/health", None),
         });
@@ -254,8 +282,11 @@ async fn run(
             let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let mut errors = 0u64;
             while Instant::now() < deadline {
-                let mut builder =
-                    client.request(request.method.clone(), format!("{base}{}", request.path));
+                let path = match &request.queries {
+                    Some(queries) => queries.path(),
+                    None => request.path.clone(),
+                };
+                let mut builder = client.request(request.method.clone(), format!("{base}{path}"));
                 if let Some(token) = &request.token {
                     builder = builder.bearer_auth(token);
                 }
@@ -488,6 +519,7 @@ async fn prepare_bookings(
                 token: None,
                 body: None,
                 sequence: None,
+                queries: None,
             })
             .collect());
     }
@@ -505,6 +537,7 @@ async fn prepare_bookings(
                 step_minutes: 5,
                 next: AtomicU64::new(0),
             })),
+            queries: None,
         });
     }
     Ok(requests)
