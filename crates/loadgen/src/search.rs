@@ -103,7 +103,12 @@ pub async fn recall(database_url: &str, samples: usize) -> anyhow::Result<f64> {
     for (a, b) in &rows {
         let (a, b) = (parse(a)?, parse(b)?);
         let mut query: Vec<f32> = a.iter().zip(&b).map(|(x, y)| x + y).collect();
-        let norm = query.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+        let norm = query
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::EPSILON);
         query.iter_mut().for_each(|x| *x /= norm);
         let approximate: Vec<uuid::Uuid> = clubpulse_storage::search::vector_top_k(
             &mut conn,

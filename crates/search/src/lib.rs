@@ -14,8 +14,11 @@
 //!   a semaphore, and an LRU cache of query embeddings.
 //! - [`document`]: [`SearchDocument`], a facility rendered as bilingual text (sport names,
 //!   specifications as phrases) for both retrieval modes.
-//! - [`fusion`]: [`rrf`], reciprocal rank fusion of the two rankings.
+//! - [`fusion`]: [`rrf`], reciprocal rank fusion, and [`hybrid_rrf`], the three-ranking fusion
+//!   measured best for facility search.
 //! - [`eval`]: [`eval::ndcg_at`] and the labelled query set format (`tests/queries.toml`).
+
+#![warn(missing_docs)]
 
 pub mod document;
 pub mod embedder;
@@ -25,5 +28,5 @@ pub mod service;
 
 pub use document::SearchDocument;
 pub use embedder::{EmbedError, Embedder, MAX_TOKENS};
-pub use fusion::{DEFAULT_RRF_K, rrf};
+pub use fusion::{DEFAULT_RRF_K, hybrid_rrf, rrf};
 pub use service::{EmbeddingOptions, EmbeddingService, normalize_query};

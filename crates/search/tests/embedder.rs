@@ -65,6 +65,31 @@ fn embeddings_have_unit_length() {
 }
 
 #[test]
+fn similarities_match_the_sentence_transformers_reference() {
+    // The published all-MiniLM-L6-v2 scores of the sentence-transformers STS example.
+    let pairs = [
+        (
+            "The new movie is awesome",
+            "The new movie is so great",
+            0.8939,
+        ),
+        (
+            "The cat sits outside",
+            "The dog plays in the garden",
+            0.2838,
+        ),
+        ("A man is playing guitar", "A woman watches TV", -0.0327),
+    ];
+    for (a, b, expected) in pairs {
+        let similarity = dot(&embed_one(a), &embed_one(b));
+        assert!(
+            (similarity - expected).abs() < 5e-4,
+            "{a:?} / {b:?}: {similarity}, expected {expected}"
+        );
+    }
+}
+
+#[test]
 fn similar_sentences_are_closer_than_unrelated_ones() {
     let query = embed_one("indoor swimming pool");
     let similar = embed_one("A heated pool inside the building with six lanes.");

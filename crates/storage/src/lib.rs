@@ -10,6 +10,8 @@
 //! - [`embedded`]: runs a private PostgreSQL cluster from the machine's binaries.
 //! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
+//! - [`search`]: the facilities' search index (embeddings and full text), the two retrievers,
+//!   similar facilities, favourites and recommendation candidates.
 
 pub mod api_keys;
 pub mod bookings;

@@ -149,6 +149,21 @@ pub async fn facilities_to_index(
     .await?)
 }
 
+/// One live facility with the fields its search text is rendered from; `None` when it is retired
+/// or unknown.
+pub async fn index_candidate(
+    db: impl PgExecutor<'_>,
+    facility_id: Uuid,
+) -> Result<Option<IndexCandidate>> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, sport, description, specifications, updated_at
+         FROM facilities WHERE id = $1 AND retired_at IS NULL",
+    )
+    .bind(facility_id)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// The `k` facilities whose embeddings are nearest `embedding` (cosine), nearest first.
 ///
 /// Runs in its own transaction (a savepoint inside the caller's) to tune the HNSW scan for this
@@ -415,11 +430,13 @@ pub async fn list_favorites(db: impl PgExecutor<'_>, user_id: Uuid) -> Result<Ve
 /// Sets the HNSW scan for one `k`-nearest query, until the end of the current transaction.
 ///
 /// `ef_search` (candidates kept while walking the graph; pgvector's default is 40) must be at
-/// least `k` to return `k` rows; twice `k` keeps recall high at little cost. Strict-order
+/// least `k` to return `k` rows, and is never below 200: on a catalogue of many near-identical
+/// facilities (10,000 variations of the 53 demo ones), 40 found 0.59 of the true ten nearest and
+/// 200 found 0.997, for about a millisecond per query. Strict-order
 /// iterative scanning (pgvector 0.8) resumes the walk when filters (sport, club, "not itself")
 /// reject candidates, instead of returning fewer rows, and keeps results in exact distance order.
 async fn tune_hnsw(conn: &mut PgConnection, k: i64) -> Result<()> {
-    let ef_search = k.saturating_mul(2).clamp(40, 1000);
+    let ef_search = k.saturating_mul(2).clamp(200, 1000);
     sqlx::query(
         "SELECT set_config('hnsw.ef_search', $1, true),
                 set_config('hnsw.iterative_scan', 'strict_order', true)",

@@ -174,6 +174,25 @@ fn blend(parts: &[(usize, f32)]) -> Vec<f32> {
     v.iter().map(|x| x / norm).collect()
 }
 
+/// A unit vector `weight` along axis 0 plus pseudo-random noise in every dimension (seeded, so
+/// reproducible): like real embeddings, spread out rather than on a few axes.
+fn noisy(weight: f32, seed: usize) -> Vec<f32> {
+    let mut state = (seed as u64)
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1);
+    let mut v: Vec<f32> = (0..DIMENSIONS)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    v[0] += weight;
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / norm).collect()
+}
+
 fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
     ids.sort();
     ids
@@ -216,18 +235,16 @@ async fn a_filtered_vector_search_still_returns_k_results_through_the_hnsw_index
     let db = TestDb::new().await;
     let big = db.club("Big club").await;
     let small = db.club("Small club").await;
-    // 300 facilities of one club nearer the probe than any of the other club's five, so an
-    // index scan that stopped at ef_search candidates would find none of the five.
+    // 300 facilities of one club nearer the probe (axis 0) than any of the other club's five,
+    // so an index walk that stopped after ef_search candidates would find none of the five.
     for i in 0..300 {
         let id = db.facility(big, &format!("Big {i}"), "tennis").await;
-        db.index(id, "tennis", "x", &blend(&[(0, 10.0), (1 + i % 50, 1.0)]))
-            .await;
+        db.index(id, "tennis", "x", &noisy(12.0, i)).await;
     }
     let mut wanted = Vec::new();
     for i in 0..5 {
         let id = db.facility(small, &format!("Small {i}"), "padel").await;
-        db.index(id, "padel", "x", &blend(&[(0, 1.0), (100 + i, 3.0)]))
-            .await;
+        db.index(id, "padel", "x", &noisy(2.0, 1000 + i)).await;
         wanted.push(id);
     }
     let mut conn = db.pool.acquire().await.unwrap();

@@ -150,7 +150,10 @@ pub(crate) fn register(registry: &mut Registry, deps: Deps) {
             let Some(search) = &deps.search else {
                 return Ok(());
             };
-            let Some(candidate) = candidate(&deps.db, job.facility_id).await? else {
+            let Some(candidate) = index::index_candidate(&deps.db, job.facility_id)
+                .await
+                .map_err(JobFailure::new)?
+            else {
                 // Retired (or never existed): nothing to index.
                 return Ok(());
             };
@@ -175,15 +178,4 @@ pub(crate) fn register(registry: &mut Registry, deps: Deps) {
             Ok(())
         }
     });
-}
-
-async fn candidate(db: &PgPool, facility_id: Uuid) -> Result<Option<IndexCandidate>, JobFailure> {
-    sqlx::query_as(
-        "SELECT id, name, sport, description, specifications, updated_at
-         FROM facilities WHERE id = $1 AND retired_at IS NULL",
-    )
-    .bind(facility_id)
-    .fetch_optional(db)
-    .await
-    .map_err(JobFailure::new)
 }

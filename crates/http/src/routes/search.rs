@@ -4,15 +4,15 @@
 //! PostgreSQL: the nearest embeddings (pgvector HNSW, cosine) and full text over Spanish and
 //! English with accents folded. By default their rankings are fused with reciprocal rank fusion,
 //! which needs no score calibration between the two: a facility high in either list ranks high,
-//! and one high in both ranks highest. Facilities holding every word of the query come before
-//! those that do not (each group in fused order). `mode=vector` and `mode=text` return one
-//! retriever alone.
+//! and one high in both ranks highest. The text hits holding every word of the query count as a
+//! third ranking, a second vote for facilities that match the request as stated
+//! ([`hybrid_rrf`]). `mode=vector` and `mode=text` return one retriever alone.
 
 use std::collections::{HashMap, HashSet};
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use clubpulse_search::{EmbeddingService, rrf};
+use clubpulse_search::{EmbeddingService, hybrid_rrf};
 use clubpulse_storage::{
     facilities,
     search::{self as index, SearchFilters, TextHit, VectorHit},
@@ -41,8 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Candidates each retriever contributes before fusion and filtering.
 const CANDIDATES: i64 = 50;
-/// The usual reciprocal-rank-fusion constant: damps the head of each list.
-const RRF_K: f64 = 60.0;
 /// Longest query, in characters.
 const MAX_QUERY_CHARS: usize = 256;
 
@@ -237,18 +235,12 @@ fn rank(mode: SearchMode, vector: &[VectorHit], text: &[TextHit]) -> Vec<(Uuid, 
         SearchMode::Hybrid => {
             let by_vector: Vec<Uuid> = vector.iter().map(|h| h.facility_id).collect();
             let by_text: Vec<Uuid> = text.iter().map(|h| h.facility_id).collect();
-            let fused = rrf(&[&by_vector, &by_text], RRF_K);
-            // A facility holding every word the member typed answers the query as stated: those
-            // come first, each tier in fused order. Without this, a facility the embedding likes
-            // but that lacks a stated wish ("techado") could outrank one that has them all.
-            let complete: HashSet<Uuid> = text
+            let complete: Vec<Uuid> = text
                 .iter()
                 .filter(|h| h.all_words)
                 .map(|h| h.facility_id)
                 .collect();
-            let (first, rest): (Vec<_>, Vec<_>) =
-                fused.into_iter().partition(|(id, _)| complete.contains(id));
-            first.into_iter().chain(rest).collect()
+            hybrid_rrf(&by_vector, &by_text, &complete)
         }
     }
 }
