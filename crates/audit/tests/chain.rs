@@ -12,7 +12,7 @@ use clubpulse_audit::{
     Verdict, flush, listing, verify,
 };
 use clubpulse_state::{RedisConn, RedisOptions};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 fn env(name: &str) -> String {
@@ -21,21 +21,9 @@ fn env(name: &str) -> String {
 }
 
 async fn fresh_pool() -> PgPool {
-    let admin_url = env("CLUBPULSE_TEST_DATABASE_URL");
-    let name = format!("test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
+    PgPool::connect(&clubpulse_storage::testing::fresh_database().await)
         .await
-        .unwrap();
-    admin.close().await.ok();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let pool = PgPool::connect(&format!("{base}/{name}")).await.unwrap();
-    clubpulse_storage::database::MIGRATOR
-        .run(&pool)
-        .await
-        .unwrap();
-    pool
+        .unwrap()
 }
 
 async fn redis() -> RedisConn {

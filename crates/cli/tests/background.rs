@@ -20,7 +20,7 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
@@ -41,21 +41,8 @@ struct World {
 
 impl World {
     async fn new() -> Self {
-        let admin_url = env("CLUBPULSE_TEST_DATABASE_URL");
-        let name = format!("test_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let database_url = format!("{base}/{name}");
+        let database_url = clubpulse_storage::testing::fresh_database().await;
         let pool = PgPool::connect(&database_url).await.unwrap();
-        clubpulse_storage::database::MIGRATOR
-            .run(&pool)
-            .await
-            .unwrap();
         let prefix = format!("test:{}:", Uuid::new_v4().simple());
         let options = RedisOptions::new(&env("CLUBPULSE_TEST_REDIS_URL"), false, prefix.clone());
         let redis = RedisConn::connect(&options).await.unwrap();

@@ -15,7 +15,6 @@ use std::{
 
 use clubpulse_search::eval::{QuerySet, ndcg_at};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
@@ -30,19 +29,6 @@ fn model_dir() -> PathBuf {
         || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../var/models/all-MiniLM-L6-v2"),
         PathBuf::from,
     )
-}
-
-async fn fresh_database() -> String {
-    let admin_url = std::env::var("CLUBPULSE_TEST_DATABASE_URL")
-        .expect("CLUBPULSE_TEST_DATABASE_URL is not set: run the tests through scripts/test");
-    let name = format!("test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 fn clubpulse(database_url: &str, args: &[&str]) -> Command {
@@ -158,7 +144,7 @@ async fn club_indexes(server: &Server) -> HashMap<String, usize> {
 
 #[tokio::test]
 async fn demo_search_ranks_well_in_spanish_and_english_and_the_search_surface_holds() {
-    let database_url = fresh_database().await;
+    let database_url = clubpulse_storage::testing::fresh_database().await;
     let seeded = clubpulse(&database_url, &["seed", "--demo"])
         .output()
         .unwrap();

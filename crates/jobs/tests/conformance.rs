@@ -23,10 +23,9 @@ use clubpulse_jobs::{
     PoolSummary, Queue, QueueStats, Registry, RunAt, WorkerBeat, WorkerOptions, WorkerPool,
 };
 use clubpulse_state::{RedisConn, RedisOptions};
-use clubpulse_storage::database::MIGRATOR;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::{Connection as _, PgConnection, postgres::PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -47,28 +46,12 @@ async fn redis_queue(url_var: &str, cluster: bool) -> Queue {
 }
 
 async fn postgres_queue() -> Queue {
-    let admin_url = env_url("CLUBPULSE_TEST_DATABASE_URL");
-    let name = format!("test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .expect("connect to the test server");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create the test database");
-    admin.close().await.ok();
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("a database URL with a path");
+    let url = clubpulse_storage::testing::fresh_database().await;
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .connect(&format!("{base}/{name}"))
+        .connect(&url)
         .await
         .expect("connect to the test database");
-    MIGRATOR
-        .run(&pool)
-        .await
-        .expect("migrate the test database");
     Queue::postgres(pool)
 }
 

@@ -176,17 +176,39 @@ impl PasswordReset {
     }
 }
 
+/// The subject of a message about one booking: what happened, where and when (local time).
+fn booking_subject(
+    what: &str,
+    facility: &str,
+    club: &str,
+    time_zone: Tz,
+    start: DateTime<Utc>,
+) -> String {
+    format!(
+        "Booking {what}: {} at {}, {}",
+        one_line(facility),
+        one_line(club),
+        local_short(time_zone, start),
+    )
+}
+
+/// Where a member sees one booking.
+fn booking_link(base: &str, booking_id: Uuid) -> String {
+    format!("{base}/bookings/{booking_id}")
+}
+
 impl BookingDetails {
     fn render(&self, to: &str, message_id: &str, base: &str) -> Result<Email, MailError> {
-        let link = format!("{base}/bookings/{}", self.booking_id);
+        let link = booking_link(base, self.booking_id);
         let when = local_span(self.time_zone, self.start, self.end);
         let price = money(self.price_cents, &self.currency);
         let id = self.booking_id.to_string();
-        let subject = format!(
-            "Booking confirmed: {} at {}, {}",
-            one_line(&self.facility_name),
-            one_line(&self.club_name),
-            local_short(self.time_zone, self.start),
+        let subject = booking_subject(
+            "confirmed",
+            &self.facility_name,
+            &self.club_name,
+            self.time_zone,
+            self.start,
         );
         let rows = [
             ("Club", self.club_name.as_str()),
@@ -251,7 +273,7 @@ impl BookingDetails {
 
 impl Cancellation {
     fn render(&self, to: &str, message_id: &str, base: &str) -> Result<Email, MailError> {
-        let link = format!("{base}/bookings/{}", self.booking_id);
+        let link = booking_link(base, self.booking_id);
         let when = local_span(self.time_zone, self.start, self.end);
         let id = self.booking_id.to_string();
         let fee = self
@@ -265,11 +287,12 @@ impl Cancellation {
             ),
             None => "No cancellation fee applies.".to_owned(),
         };
-        let subject = format!(
-            "Booking cancelled: {} at {}, {}",
-            one_line(&self.facility_name),
-            one_line(&self.club_name),
-            local_short(self.time_zone, self.start),
+        let subject = booking_subject(
+            "cancelled",
+            &self.facility_name,
+            &self.club_name,
+            self.time_zone,
+            self.start,
         );
         let rows = [
             ("Club", self.club_name.as_str()),

@@ -12,6 +12,7 @@
 //!   table (enrolments live with their classes).
 //! - [`search`]: the facilities' search index (embeddings and full text), the two retrievers,
 //!   similar facilities, favourites and recommendation candidates.
+//! - `testing` (feature `testing`): a fresh, migrated database per test, for every crate's tests.
 
 pub mod api_keys;
 pub mod bookings;
@@ -21,6 +22,8 @@ pub mod database;
 pub mod embedded;
 pub mod facilities;
 pub mod search;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod users;
 
 pub use database::{Database, DatabaseOptions};

@@ -10,8 +10,8 @@
 use chrono::{DateTime, Utc};
 use clubpulse_storage::{
     StorageError,
-    database::MIGRATOR,
     search::{self, IndexedText, SearchFilters, VectorHit},
+    testing,
 };
 use serde_json::json;
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -28,19 +28,10 @@ struct TestDb {
 
 impl TestDb {
     async fn new() -> Self {
-        let admin_url = std::env::var("CLUBPULSE_TEST_DATABASE_URL").unwrap_or_else(|_| {
-            panic!("CLUBPULSE_TEST_DATABASE_URL is not set: run the tests through scripts/test")
-        });
-        let name = format!("test_{}", Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-        admin.close().await.ok();
-        let (base, _) = admin_url.rsplit_once('/').unwrap();
-        let pool = PgPool::connect(&format!("{base}/{name}")).await.unwrap();
-        MIGRATOR.run(&pool).await.unwrap();
+        let admin_url = std::env::var(testing::TEST_DATABASE_URL).unwrap();
+        let url = testing::fresh_database().await;
+        let name = url.rsplit_once('/').unwrap().1.to_owned();
+        let pool = PgPool::connect(&url).await.unwrap();
         Self {
             pool,
             name,

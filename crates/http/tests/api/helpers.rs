@@ -6,10 +6,9 @@ use clubpulse_config::{Config, Secret};
 use clubpulse_domain::{DisplayName, Email, Role};
 use clubpulse_http::{App, passwords::Passwords};
 use clubpulse_state::{RedisConn, RedisOptions, StateBackends};
-use clubpulse_storage::database::MIGRATOR;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -27,31 +26,7 @@ fn env(name: &str) -> String {
 }
 
 /// A fresh, migrated database on the test server; returns its URL.
-pub async fn fresh_database() -> String {
-    let admin_url = env("CLUBPULSE_TEST_DATABASE_URL");
-    let name = format!("test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .expect("connect to the test server");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .expect("create the test database");
-    admin.close().await.ok();
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("a database URL with a path");
-    let url = format!("{base}/{name}");
-    let pool = PgPool::connect(&url)
-        .await
-        .expect("connect to the test database");
-    MIGRATOR
-        .run(&pool)
-        .await
-        .expect("migrate the test database");
-    pool.close().await;
-    url
-}
+pub use clubpulse_storage::testing::fresh_database;
 
 /// Everything a test may want to change before the server starts.
 #[derive(Debug, Clone)]
