@@ -974,10 +974,11 @@ async fn the_rate_limit_window_slides(state: StateBackends) {
     assert!(check(&limiter, key, limit).await.allowed);
     let refused = check(&limiter, key, limit).await;
     assert!(!refused.allowed, "{refused:?}");
+    // About 250 ms, later by however long the second pair took to be sent on a busy machine.
     assert_within(
         refused.retry_after.unwrap(),
         Duration::from_millis(50),
-        Duration::from_millis(260),
+        Duration::from_millis(320),
         "retry_after",
     );
 }
