@@ -123,6 +123,28 @@ impl PgInbox {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
+
+    /// Appends events inside the caller's transaction, so they are accepted exactly when the
+    /// transaction commits (the outbox relay records booking events this way: the event enters
+    /// the inbox in the transaction that marks it delivered).
+    pub async fn append_in(
+        conn: &mut sqlx::PgConnection,
+        events: &[AuditEvent],
+    ) -> Result<(), AuditError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let bodies = events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(AuditError::encode)?;
+        sqlx::query("INSERT INTO audit_inbox (event) SELECT * FROM unnest($1::jsonb[])")
+            .bind(bodies)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -88,6 +88,11 @@ impl AuditLog {
         }
     }
 
+    /// Whether events are recorded at all (off only to measure what auditing costs).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Every buffer a flusher must empty.
     pub fn buffers(&self) -> Vec<Arc<dyn AuditBuffer>> {
         let mut buffers = vec![self.primary.clone()];

@@ -328,8 +328,9 @@ fn progress_bar(label: &str, done: usize, total: usize) {
     );
 }
 
-/// Runs jobs and chains audit events until SIGTERM or Ctrl-C, then finishes the jobs in hand and
-/// flushes the audit buffer one last time.
+/// Runs the background work of a deployment until SIGTERM or Ctrl-C: jobs, periodic jobs, the hold
+/// sweeper, the outbox relay and the audit flusher; then delivers what the relay still owes,
+/// finishes the jobs in hand and flushes the audit buffer one last time.
 pub async fn worker(config: Config) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     let db = open_database(&config, true).await?;
@@ -365,6 +366,18 @@ async fn worker_with(
         concurrency = config.jobs.concurrency,
         "Club Pulse worker started"
     );
+    let bookings =
+        clubpulse_booking::Bookings::new(db.pool.clone(), state.clone(), config.booking.clone());
+    let relay =
+        clubpulse_booking::relay::Relay::new(bookings.clone(), audit.clone(), queue.clone());
+    let booking_work = tokio::spawn(clubpulse_booking::background::run(
+        bookings,
+        relay,
+        stopped(&stop),
+    ));
+    let periodic =
+        clubpulse_workers::periodic(queue.clone()).context("scheduling periodic jobs")?;
+    let periodic = tokio::spawn(periodic.run(stopped(&stop)));
     let pool = tokio::spawn(WorkerPool::run(
         queue,
         registry,
@@ -374,6 +387,10 @@ async fn worker_with(
     let flushing = tokio::spawn(flusher.run(config.audit.flush_interval(), stopped(&stop)));
     shutdown.await;
     let _ = stop.send(true);
+    booking_work
+        .await
+        .context("the sweeper and the outbox relay")?;
+    periodic.await.context("the periodic jobs")?;
     let summary = pool.await.context("the worker pool")?;
     flushing.await.context("the audit flusher")?;
     tracing::info!(

@@ -11,19 +11,12 @@ use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 
 use clubpulse_audit::AuditLog;
-use clubpulse_jobs::{Periodic, Queue, Registry, WorkerPool};
+use clubpulse_jobs::{Queue, Registry, WorkerPool};
 use clubpulse_search::{EmbeddingOptions, EmbeddingService};
 
-use crate::{ApiError, engine::events::Events, middleware, passwords::Passwords, routes};
+use clubpulse_booking::{Bookings, relay::Relay};
 
-/// Stops a background task when the server it serves stops, however that happens.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use crate::{ApiError, middleware, passwords::Passwords, routes};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -32,8 +25,8 @@ pub struct AppState {
     pub state: StateBackends,
     pub config: Arc<Config>,
     pub passwords: Passwords,
-    /// Booking events, published after each commit.
-    pub events: Events,
+    /// The booking service: holds, confirmations, classes, availability.
+    pub bookings: Bookings,
     /// Rate limits, parsed from the configuration.
     pub limits: crate::limits::Limits,
     /// Whether the database is the embedded cluster (reported by `/ready`).
@@ -101,7 +94,9 @@ impl App {
         } else {
             None
         };
+        let bookings = Bookings::new(db.clone(), state.clone(), config.booking.clone());
         let state = AppState {
+            bookings,
             audit,
             jobs,
             search,
@@ -110,7 +105,6 @@ impl App {
             limits: crate::limits::Limits::new(&config.rate_limits)?,
             config,
             passwords: Passwords::default(),
-            events: Events::default(),
             embedded_db,
         };
         Ok(Self {
@@ -142,7 +136,22 @@ impl App {
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let _sweeper = AbortOnDrop(crate::engine::sweeper::spawn(self.state.clone()));
+        // The sweeper and the outbox relay run with the rest of the background work.
+        let (booking_stop, booking_stopped) = tokio::sync::oneshot::channel::<()>();
+        let booking_work = self.state.config.jobs.run_in_server.then(|| {
+            let relay = Relay::new(
+                self.state.bookings.clone(),
+                self.state.audit.clone(),
+                self.state.jobs.clone(),
+            );
+            tokio::spawn(clubpulse_booking::background::run(
+                self.state.bookings.clone(),
+                relay,
+                async move {
+                    let _ = booking_stopped.await;
+                },
+            ))
+        });
         let (flusher_stop, flusher_stopped) = tokio::sync::oneshot::channel::<()>();
         let flusher = self.state.audit.flusher(self.state.db.clone()).run(
             self.state.config.audit.flush_interval(),
@@ -164,20 +173,24 @@ impl App {
             ))
         });
         let (periodic_stop, periodic_stopped) = tokio::sync::oneshot::channel::<()>();
-        let periodic = Periodic::new(self.state.jobs.clone())
-            .every(INDEX_MISSING_EVERY, &clubpulse_workers::IndexMissing)
-            .map(|periodic| {
-                tokio::spawn(periodic.run(async move {
-                    let _ = periodic_stopped.await;
-                }))
-            });
+        let periodic = clubpulse_workers::periodic(self.state.jobs.clone()).map(|periodic| {
+            tokio::spawn(periodic.run(async move {
+                let _ = periodic_stopped.await;
+            }))
+        });
         let served = self.serve(shutdown).await;
         let _ = periodic_stop.send(());
         if let Ok(periodic) = periodic {
             let _ = periodic.await;
         }
-        // Requests have drained: finish the jobs in hand, then chain the last audit events (the
-        // jobs may record some).
+        // Requests have drained: deliver the outbox events they left, finish the jobs in hand,
+        // then chain the last audit events (the relay and the jobs record some).
+        let _ = booking_stop.send(());
+        if let Some(work) = booking_work
+            && let Err(err) = work.await
+        {
+            tracing::error!(error = %err, "the booking background work stopped abnormally");
+        }
         let _ = pool_stop.send(());
         if let Some(pool) = pool
             && let Err(err) = pool.await
@@ -225,10 +238,6 @@ impl App {
         }
     }
 }
-
-/// How often some instance queues indexing of facilities written without the API (the demo seed)
-/// or whose indexing job was lost.
-const INDEX_MISSING_EVERY: Duration = Duration::from_secs(30);
 
 /// Loads the embedding model when search is on; a missing or unreadable model stops the start
 /// with the folder named (never a download).

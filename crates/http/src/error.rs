@@ -296,6 +296,28 @@ impl From<clubpulse_jobs::JobError> for ApiError {
     }
 }
 
+impl From<clubpulse_booking::BookingError> for ApiError {
+    fn from(err: clubpulse_booking::BookingError) -> Self {
+        use clubpulse_booking::BookingError;
+        match err {
+            BookingError::NotFound { code, detail } => Self::not_found(code, detail),
+            BookingError::Rule { code, detail } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+            }
+            BookingError::Validation(errors) => Self::validation(errors),
+            BookingError::SlotUnavailable { alternatives } => Self::conflict(
+                "slot_unavailable",
+                "this time is already taken at this facility",
+            )
+            .with("alternatives", serde_json::json!(alternatives)),
+            BookingError::Conflict { code, detail } => Self::conflict(code, detail),
+            BookingError::Storage(err) => err.into(),
+            BookingError::State(err) => err.into(),
+            BookingError::Corrupt(detail) => Self::internal(anyhow::anyhow!(detail)),
+        }
+    }
+}
+
 /// Response schemas of errors, for the OpenAPI document.
 pub mod responses {
     use utoipa::IntoResponses;

@@ -5,22 +5,21 @@
 //!
 //! - [`app`]: [`App::build`] binds a listener and assembles the router; [`App::run_until_stopped`]
 //!   serves until a shutdown signal, then drains in-flight requests.
-//! - [`engine`]: the booking engine around the database: availability, alternatives, the event bus
-//!   and the hold sweeper.
 //! - [`error`]: [`ApiError`], the one error type, rendered as RFC 9457 problem+json.
 //! - [`extract`]: request extractors: JSON/query/path with problem+json rejections, and
 //!   authentication ([`extract::CurrentUser`], [`extract::Staff`], [`extract::Admin`]).
 //! - [`limits`]: rate limits per IP, per account and per member, and the client IP.
 //! - [`middleware`]: request ids, request logging, security headers, and the problem+json safety net.
+//! - [`parse`]: request parsing shared by the routes (instants, ranges, spans, page sizes).
 //! - [`passwords`]: argon2id hashing on the blocking pool.
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
 
 pub mod app;
-pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod middleware;
+pub mod parse;
 pub mod passwords;
 pub mod routes;
 

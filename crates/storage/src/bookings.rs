@@ -228,13 +228,15 @@ pub async fn list_for_user(
 }
 
 /// Confirms a live hold; `None` when it is no longer a live hold (the caller re-reads to say why).
-pub async fn confirm(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>> {
+/// `actor` is who confirmed it (the member, or staff).
+pub async fn confirm(tx: &mut PgConnection, id: Uuid, actor: Uuid) -> Result<Option<Booking>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE bookings SET status = 'confirmed', confirmed_at = now()
+        "UPDATE bookings SET status = 'confirmed', confirmed_at = now(), changed_by = $2
          WHERE id = $1 AND status = 'held' AND hold_expires_at > now()
          RETURNING {COLUMNS}"
     ))
     .bind(id)
+    .bind(actor)
     .fetch_optional(&mut *tx)
     .await?;
     row.map(Booking::try_from).transpose()
@@ -243,7 +245,7 @@ pub async fn confirm(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>>
 /// Marks a hold found past its expiry as expired (when a confirm arrives too late).
 pub async fn expire(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE bookings SET status = 'expired', expired_at = now()
+        "UPDATE bookings SET status = 'expired', expired_at = now(), changed_by = NULL
          WHERE id = $1 AND status = 'held' AND hold_expires_at <= now()
          RETURNING {COLUMNS}"
     ))
@@ -253,19 +255,23 @@ pub async fn expire(tx: &mut PgConnection, id: Uuid) -> Result<Option<Booking>> 
     row.map(Booking::try_from).transpose()
 }
 
-/// Cancels an active booking, recording `fee_cents` when the policy charges one.
+/// Cancels an active booking, recording `fee_cents` when the policy charges one; `actor` is who
+/// cancelled it.
 pub async fn cancel(
     tx: &mut PgConnection,
     id: Uuid,
     fee_cents: Option<i64>,
+    actor: Uuid,
 ) -> Result<Option<Booking>> {
     let row: Option<Row> = sqlx::query_as(&format!(
-        "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancellation_fee_cents = $2
+        "UPDATE bookings SET status = 'cancelled', cancelled_at = now(), cancellation_fee_cents = $2,
+             changed_by = $3
          WHERE id = $1 AND status IN ('held', 'confirmed')
          RETURNING {COLUMNS}"
     ))
     .bind(id)
     .bind(fee_cents)
+    .bind(actor)
     .fetch_optional(&mut *tx)
     .await?;
     row.map(Booking::try_from).transpose()
@@ -283,7 +289,7 @@ pub async fn sweep_expired(tx: &mut PgConnection) -> Result<Vec<Booking>> {
         return Ok(Vec::new());
     }
     let found: Vec<Row> = sqlx::query_as(&format!(
-        "UPDATE bookings SET status = 'expired', expired_at = now()
+        "UPDATE bookings SET status = 'expired', expired_at = now(), changed_by = NULL
          WHERE status = 'held' AND hold_expires_at <= now()
          RETURNING {COLUMNS}"
     ))

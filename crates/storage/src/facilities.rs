@@ -78,6 +78,16 @@ pub async fn find_with_club(
     db: impl PgExecutor<'_>,
     id: Uuid,
 ) -> Result<Option<(Facility, crate::clubs::Club)>> {
+    Ok(with_clubs(db, &[id], false).await?.pop())
+}
+
+/// Facilities with their clubs, in one query, in no particular order; unknown ids are left out, and
+/// retired facilities too unless `include_retired` (bookings keep pointing at retired ones).
+pub async fn with_clubs(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    include_retired: bool,
+) -> Result<Vec<(Facility, crate::clubs::Club)>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
@@ -88,7 +98,7 @@ pub async fn find_with_club(
         club_late_cancellation_fee_percent: i32,
         club_created_at: DateTime<Utc>,
     }
-    let row: Option<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT f.id, f.club_id, f.name, f.sport, f.description, f.specifications, f.opening_hours,
                 f.slot_minutes, f.buffer_minutes, f.price_cents, f.currency, f.created_at, f.updated_at,
                 c.name AS club_name, c.timezone AS club_timezone,
@@ -96,22 +106,26 @@ pub async fn find_with_club(
                 c.late_cancellation_fee_percent AS club_late_cancellation_fee_percent,
                 c.created_at AS club_created_at
          FROM facilities f JOIN clubs c ON c.id = f.club_id
-         WHERE f.id = $1 AND f.retired_at IS NULL",
+         WHERE f.id = ANY($1) AND ($2 OR f.retired_at IS NULL)",
     )
-    .bind(id)
-    .fetch_optional(db)
+    .bind(ids)
+    .bind(include_retired)
+    .fetch_all(db)
     .await?;
-    Ok(row.map(|r| {
-        let club = crate::clubs::Club {
-            id: r.facility.club_id,
-            name: r.club_name,
-            timezone: r.club_timezone,
-            free_cancellation_minutes: r.club_free_cancellation_minutes,
-            late_cancellation_fee_percent: r.club_late_cancellation_fee_percent,
-            created_at: r.club_created_at,
-        };
-        (r.facility, club)
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let club = crate::clubs::Club {
+                id: r.facility.club_id,
+                name: r.club_name,
+                timezone: r.club_timezone,
+                free_cancellation_minutes: r.club_free_cancellation_minutes,
+                late_cancellation_fee_percent: r.club_late_cancellation_fee_percent,
+                created_at: r.club_created_at,
+            };
+            (r.facility, club)
+        })
+        .collect())
 }
 
 /// A facility whether live or retired (bookings keep pointing at retired ones).

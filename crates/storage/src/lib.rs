@@ -10,8 +10,10 @@
 //! - [`embedded`]: runs a private PostgreSQL cluster from the machine's binaries.
 //! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
+//! - [`outbox`]: side effects owed by committed writes, for the relay to deliver.
 //! - [`search`]: the facilities' search index (embeddings and full text), the two retrievers,
 //!   similar facilities, favourites and recommendation candidates.
+//! - [`sent_mail`]: booking e-mails already sent, so a repeated mail job sends nothing.
 //! - `testing` (feature `testing`): a fresh, migrated database per test, for every crate's tests.
 
 pub mod api_keys;
@@ -21,7 +23,9 @@ pub mod clubs;
 pub mod database;
 pub mod embedded;
 pub mod facilities;
+pub mod outbox;
 pub mod search;
+pub mod sent_mail;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;

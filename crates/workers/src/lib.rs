@@ -77,6 +77,16 @@ pub fn registry(deps: Deps) -> Registry {
     registry
 }
 
+/// How often some instance queues indexing of facilities written without the API (the demo seed)
+/// or whose indexing job was lost.
+pub const INDEX_MISSING_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The periodic jobs of a deployment, enqueued by whichever instance's turn it is: run by `serve`
+/// and by `clubpulse worker` alike.
+pub fn periodic(queue: Queue) -> Result<clubpulse_jobs::Periodic, clubpulse_jobs::JobError> {
+    clubpulse_jobs::Periodic::new(queue).every(INDEX_MISSING_EVERY, &IndexMissing)
+}
+
 /// Pool options from the configuration.
 pub fn worker_options(config: &JobsConfig) -> WorkerOptions {
     WorkerOptions {

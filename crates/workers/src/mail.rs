@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use clubpulse_domain::BookingStatus;
 use clubpulse_jobs::{Job, JobContext, JobFailure, Registry};
 use clubpulse_mail::{BookingDetails, Cancellation, MailError, Template};
-use clubpulse_storage::{bookings, clubs, facilities, users};
+use clubpulse_storage::{bookings, clubs, facilities, sent_mail, users};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -79,10 +79,22 @@ pub(crate) fn register(registry: &mut Registry, deps: Deps) {
     registry.register::<BookingMail, _>(move |job: BookingMail, ctx: JobContext| {
         let deps = deps.clone();
         async move {
+            let key = job.message_key();
+            if sent_mail::was_sent(&deps.db, &key)
+                .await
+                .map_err(JobFailure::new)?
+            {
+                tracing::info!(job.id = %ctx.id, "booking mail already sent; not sending it again");
+                return Ok(());
+            }
             let Some((to, template)) = booking_message(&deps, &job).await? else {
                 return Ok(());
             };
-            deliver(&deps, &ctx, &to, &job.message_key(), &template).await
+            deliver(&deps, &ctx, &to, &key, &template).await?;
+            sent_mail::mark_sent(&deps.db, &key)
+                .await
+                .map_err(JobFailure::new)?;
+            Ok(())
         }
     });
 }

@@ -1,31 +1,21 @@
 //! Bookings: holds, confirmation, cancellation, weekly series, availability and popular times.
 
 use axum::{Json, extract::State, http::StatusCode};
-use chrono::{DateTime, Duration, FixedOffset, Utc};
-use clubpulse_domain::{
-    BookingEventKind, BookingStatus, BookingWindow, FieldError, TimeRange, Validation, Weeks,
-};
-use clubpulse_state::PopularSlot;
-use clubpulse_storage::{
-    bookings::{self, Booking, HoldError, NewHold},
-    facilities,
-};
+use chrono::{DateTime, Utc};
+use clubpulse_booking::{Actor, availability, holds::Occurrence as Outcome};
+use clubpulse_domain::{BookingStatus, Weeks};
+use clubpulse_storage::bookings::Booking;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
-    engine::{
-        self, FacilityContext,
-        alternatives::{self, Alternative},
-        availability::{self, FacilityAvailability},
-    },
     error::responses::ProblemResponses,
     extract::{ApiJson, ApiPath, ApiQuery, CurrentUser},
     limits::{self, Policy},
+    parse,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -86,129 +76,15 @@ impl From<Booking> for BookingView {
     }
 }
 
-/// Parses an RFC 3339 instant; a time without an offset is refused, since it names no instant.
-pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
-    DateTime::<FixedOffset>::parse_from_rfc3339(raw.trim())
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            FieldError::new(
-                field,
-                "must be an RFC 3339 time with an offset, e.g. 2026-05-01T18:00:00+02:00",
-            )
-        })
-}
-
-/// Parses `start` and `end` into a non-empty range; an empty or reversed one is 422 `invalid_range`.
-pub fn instant_range(start: &str, end: &str) -> Result<TimeRange, ApiError> {
-    let mut check = Validation::new();
-    let start = check.check("start", instant("start", start));
-    let end = check.check("end", instant("end", end));
-    let (Some(start), Some(end)) = (start, end) else {
-        return Err(ApiError::validation(check.into_errors()));
-    };
-    TimeRange::new(start, end).map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_range",
-            "end must be after start",
-        )
-    })
-}
-
-fn window(app: &AppState) -> BookingWindow {
-    BookingWindow {
-        days: app.config.booking.window_days,
-        min_notice_minutes: app.config.booking.min_notice_minutes,
-    }
-}
-
-/// Checks a request against the facility's grid and the timing rules: each violation has its code.
-fn check_rules(app: &AppState, ctx: &FacilityContext, range: &TimeRange) -> Result<(), ApiError> {
-    window(app)
-        .check(range, Utc::now())
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
-    ctx.grid
-        .fit(range)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
-    Ok(())
-}
-
-/// A class must fit the grid and start in the future; the booking window does not limit staff.
-pub fn check_rules_for_class(ctx: &FacilityContext, range: &TimeRange) -> Result<(), ApiError> {
-    if range.start() < Utc::now() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "in_the_past",
-            "the class starts in the past",
-        ));
-    }
-    ctx.grid
-        .fit(range)
-        .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
-    Ok(())
-}
-
-/// The price of a range: the slot price times the slots it covers.
-fn price(ctx: &FacilityContext, range: &TimeRange) -> i64 {
-    let slots = range.duration().num_minutes() / i64::from(ctx.facility.slot_minutes.max(1));
-    ctx.facility.price_cents.saturating_mul(slots)
-}
-
-/// Tries to hold `range`; a taken slot is a 409 carrying free alternatives.
-async fn hold(
-    app: &AppState,
-    ctx: &FacilityContext,
-    user: &CurrentUser,
-    range: TimeRange,
-    series_id: Option<Uuid>,
-) -> Result<Booking, ApiError> {
-    let new = NewHold {
-        facility_id: ctx.facility.id,
-        user_id: user.id,
-        range,
-        buffer_minutes: ctx.facility.buffer_minutes,
-        hold_seconds: i64::try_from(app.config.booking.hold_seconds).unwrap_or(i64::MAX),
-        price_cents: price(ctx, &range),
-        currency: ctx.facility.currency.clone(),
-        series_id,
-        max_active_holds: i64::from(app.config.booking.max_active_holds),
-    };
-    match bookings::create_hold(&app.db, &new).await {
-        Ok((booking, expired)) => {
-            if !expired.is_empty() {
-                engine::after_commit(app, ctx, &expired, BookingEventKind::Expired, None).await;
-            }
-            engine::after_commit(
-                app,
-                ctx,
-                std::slice::from_ref(&booking),
-                BookingEventKind::Held,
-                Some(user.id),
-            )
-            .await;
-            Ok(booking)
-        }
-        Err(HoldError::SlotUnavailable) => {
-            let alternatives = alternatives::find(app, ctx, &range, window(app)).await?;
-            Err(slot_unavailable(alternatives))
-        }
-        Err(HoldError::TooManyHolds) => Err(ApiError::conflict(
-            "too_many_holds",
-            format!(
-                "you already hold {} slots; confirm or cancel one first",
-                app.config.booking.max_active_holds
-            ),
-        )),
-        Err(HoldError::Storage(err)) => Err(err.into()),
-    }
-}
-
-fn slot_unavailable(alternatives: Vec<Alternative>) -> ApiError {
-    ApiError::conflict(
-        "slot_unavailable",
-        "this time is already taken at this facility",
-    )
-    .with("alternatives", json!(alternatives))
+/// A free alternative offered with a 409 `slot_unavailable`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Alternative {
+    pub facility_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// `nearest_time` (same facility) or `similar_facility` (same time, same sport, same club).
+    #[schema(example = "nearest_time")]
+    pub reason: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -220,6 +96,15 @@ pub struct CreateHold {
     pub start: String,
     #[schema(example = "2026-12-01T19:00:00+01:00")]
     pub end: String,
+}
+
+impl From<&CurrentUser> for Actor {
+    fn from(user: &CurrentUser) -> Self {
+        Actor {
+            id: user.id,
+            role: user.role,
+        }
+    }
 }
 
 /// Holds a slot for `CLUBPULSE_HOLD_SECONDS` while the member pays; confirm it before `expires_at`.
@@ -234,10 +119,11 @@ async fn create_hold(
     ApiJson(body): ApiJson<CreateHold>,
 ) -> Result<(StatusCode, Json<BookingView>), ApiError> {
     limits::check(&app, Policy::Booking, &user.id.to_string(), true).await?;
-    let range = instant_range(&body.start, &body.end)?;
-    let ctx = engine::load(&app.db, body.facility_id).await?;
-    check_rules(&app, &ctx, &range)?;
-    let booking = hold(&app, &ctx, &user, range, None).await?;
+    let range = parse::instant_range(&body.start, &body.end)?;
+    let booking = app
+        .bookings
+        .hold((&user).into(), body.facility_id, range)
+        .await?;
     Ok((StatusCode::CREATED, Json(booking.into())))
 }
 
@@ -249,6 +135,7 @@ pub struct CreateRecurring {
     pub start: String,
     pub end: String,
     /// 1 to 26.
+    #[schema(minimum = 1, maximum = 26)]
     pub weeks: i64,
 }
 
@@ -267,6 +154,38 @@ pub struct Occurrence {
     #[serde(skip_serializing_if = "serde_json::Value::is_null")]
     #[schema(value_type = Option<Vec<Alternative>>)]
     pub alternatives: serde_json::Value,
+}
+
+impl From<Outcome> for Occurrence {
+    fn from(occurrence: Outcome) -> Self {
+        let (start, end) = match occurrence.range {
+            Some(range) => (Some(range.start()), Some(range.end())),
+            None => (None, None),
+        };
+        match occurrence.outcome {
+            Ok(booking) => Occurrence {
+                start,
+                end,
+                status: "held",
+                booking: Some(booking.into()),
+                code: None,
+                detail: None,
+                alternatives: serde_json::Value::Null,
+            },
+            Err(err) => {
+                let (code, detail, alternatives) = ApiError::from(err).describe();
+                Occurrence {
+                    start,
+                    end,
+                    status: "refused",
+                    booking: None,
+                    code: Some(code),
+                    detail: Some(detail),
+                    alternatives,
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -289,53 +208,16 @@ async fn create_recurring(
     limits::check(&app, Policy::Booking, &user.id.to_string(), true).await?;
     let weeks =
         Weeks::try_from(body.weeks).map_err(|e| ApiError::validation(vec![e.within("weeks")]))?;
-    let first = instant_range(&body.start, &body.end)?;
-    let ctx = engine::load(&app.db, body.facility_id).await?;
-    let series_id = Uuid::now_v7();
-    let mut occurrences = Vec::new();
-    for occurrence in clubpulse_domain::weekly(ctx.time_zone(), &first, u32::from(weeks.get())) {
-        let outcome = match occurrence {
-            Err(err) => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                err.code(),
-                err.to_string(),
-            )),
-            Ok(range) => match check_rules(&app, &ctx, &range) {
-                Err(err) => Err(err),
-                Ok(()) => hold(&app, &ctx, &user, range, Some(series_id)).await,
-            },
-        };
-        occurrences.push(match outcome {
-            Ok(booking) => Occurrence {
-                start: Some(booking.start),
-                end: Some(booking.end),
-                status: "held",
-                booking: Some(booking.into()),
-                code: None,
-                detail: None,
-                alternatives: serde_json::Value::Null,
-            },
-            Err(err) => {
-                if err.status().is_server_error() {
-                    return Err(err);
-                }
-                let (code, detail, alternatives) = err.describe();
-                Occurrence {
-                    start: None,
-                    end: None,
-                    status: "refused",
-                    booking: None,
-                    code: Some(code),
-                    detail: Some(detail),
-                    alternatives,
-                }
-            }
-        });
-    }
+    let first = parse::instant_range(&body.start, &body.end)?;
+    let series = app
+        .bookings
+        .hold_weekly((&user).into(), body.facility_id, first, weeks)
+        .await?;
+    let occurrences: Vec<Occurrence> = series.occurrences.into_iter().map(Into::into).collect();
     Ok((
         StatusCode::CREATED,
         Json(RecurringResult {
-            series_id,
+            series_id: series.id,
             held: occurrences.iter().filter(|o| o.status == "held").count(),
             occurrences,
         }),
@@ -346,6 +228,7 @@ async fn create_recurring(
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// At most this many, newest first (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -358,37 +241,9 @@ async fn list_bookings(
     user: CurrentUser,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<BookingView>>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 200",
-        ));
-    }
-    let found = bookings::list_for_user(&app.db, user.id, limit).await?;
+    let limit = parse::limit("limit", query.limit, 50, 200)?;
+    let found = app.bookings.list_mine((&user).into(), limit).await?;
     Ok(Json(found.into_iter().map(Into::into).collect()))
-}
-
-/// Whose bookings a user may see: their own, or everyone's for staff.
-fn visible_to(user: &CurrentUser) -> Option<Uuid> {
-    (!user.role.includes(clubpulse_domain::Role::Staff)).then_some(user.id)
-}
-
-/// Opens a transaction and locks a booking the user may see; another member's is 404.
-async fn lock_visible(
-    app: &AppState,
-    id: Uuid,
-    user: &CurrentUser,
-) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Booking), ApiError> {
-    let mut tx = app.begin().await?;
-    let current = bookings::lock(&mut tx, id, visible_to(user))
-        .await?
-        .ok_or_else(booking_not_found)?;
-    Ok((tx, current))
-}
-
-fn booking_not_found() -> ApiError {
-    ApiError::not_found("booking_not_found", "no such booking")
 }
 
 /// One booking. Another member's booking is 404.
@@ -401,10 +256,8 @@ async fn get_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    bookings::find(&app.db, id, visible_to(&user))
-        .await?
-        .map(|b| Json(b.into()))
-        .ok_or_else(booking_not_found)
+    let booking = app.bookings.find((&user).into(), id).await?;
+    Ok(Json(booking.into()))
 }
 
 /// Confirms a hold before it expires (after payment, or where the club takes payment on site).
@@ -421,53 +274,8 @@ async fn confirm_booking(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
     limits::check(&app, Policy::Checkout, &user.id.to_string(), true).await?;
-    let (mut tx, current) = lock_visible(&app, id, &user).await?;
-    match current.status {
-        BookingStatus::Confirmed => return Ok(Json(current.into())),
-        BookingStatus::Cancelled => {
-            return Err(ApiError::conflict(
-                "booking_not_active",
-                "this booking was cancelled",
-            ));
-        }
-        BookingStatus::Expired => return Err(hold_expired()),
-        BookingStatus::Held => {}
-    }
-    let ctx = engine::load_any(&app.db, current.facility_id).await?;
-    match bookings::confirm(&mut tx, id).await? {
-        Some(confirmed) => {
-            tx.commit()
-                .await
-                .map_err(clubpulse_storage::StorageError::from)?;
-            engine::after_commit(
-                &app,
-                &ctx,
-                std::slice::from_ref(&confirmed),
-                BookingEventKind::Confirmed,
-                Some(user.id),
-            )
-            .await;
-            Ok(Json(confirmed.into()))
-        }
-        None => {
-            // Held, but past its expiry: record that, and say so.
-            let expired = bookings::expire(&mut tx, id).await?;
-            tx.commit()
-                .await
-                .map_err(clubpulse_storage::StorageError::from)?;
-            if let Some(expired) = expired {
-                engine::after_commit(&app, &ctx, &[expired], BookingEventKind::Expired, None).await;
-            }
-            Err(hold_expired())
-        }
-    }
-}
-
-fn hold_expired() -> ApiError {
-    ApiError::conflict(
-        "hold_expired",
-        "the hold expired before it was confirmed; the slot may have been taken",
-    )
+    let confirmed = app.bookings.confirm((&user).into(), id).await?;
+    Ok(Json(confirmed.into()))
 }
 
 /// Cancels a hold or a booking and frees the slot. A confirmed booking cancelled later than the
@@ -483,35 +291,7 @@ async fn cancel_booking(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    let (mut tx, current) = lock_visible(&app, id, &user).await?;
-    if !current.status.is_active() || current.class_id.is_some() {
-        return Err(ApiError::conflict(
-            "booking_not_active",
-            format!("this booking is {}", current.status),
-        ));
-    }
-    let ctx = engine::load_any(&app.db, current.facility_id).await?;
-    let fee = match current.status {
-        BookingStatus::Confirmed => {
-            ctx.policy()
-                .fee(current.price_cents, current.start, Utc::now())
-        }
-        _ => None,
-    };
-    let cancelled = bookings::cancel(&mut tx, id, fee)
-        .await?
-        .ok_or_else(booking_not_found)?;
-    tx.commit()
-        .await
-        .map_err(clubpulse_storage::StorageError::from)?;
-    engine::after_commit(
-        &app,
-        &ctx,
-        std::slice::from_ref(&cancelled),
-        BookingEventKind::Cancelled,
-        Some(user.id),
-    )
-    .await;
+    let cancelled = app.bookings.cancel((&user).into(), id).await?;
     Ok(Json(cancelled.into()))
 }
 
@@ -524,38 +304,58 @@ pub struct AvailabilityQuery {
     pub to: Option<String>,
 }
 
-pub(crate) fn span(
-    from: Option<&str>,
-    to: Option<&str>,
-    max_days: i64,
-) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
-    let mut check = Validation::new();
-    let from = from
-        .map(|f| check.check("from", instant("from", f)))
-        .unwrap_or(Some(Utc::now()));
-    let to = match (to, from) {
-        (Some(t), _) => check.check("to", instant("to", t)),
-        (None, Some(from)) => Some(from + Duration::days(7)),
-        (None, None) => None,
-    };
-    let (Some(from), Some(to)) = (from, to) else {
-        return Err(ApiError::validation(check.into_errors()));
-    };
-    if to <= from {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_range",
-            "to must be after from",
-        ));
+/// The state of one stretch of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotState {
+    Free,
+    /// Someone holds it while paying.
+    Held,
+    Booked,
+    /// Outside opening hours, or already started.
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SlotView {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub state: SlotState,
+}
+
+/// The slots of one facility between two instants.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FacilityAvailability {
+    pub facility_id: Uuid,
+    /// The club's IANA time zone: the grid is laid out in its local time.
+    pub timezone: String,
+    pub slot_minutes: i32,
+    pub slots: Vec<SlotView>,
+}
+
+impl From<availability::FacilityAvailability> for FacilityAvailability {
+    fn from(a: availability::FacilityAvailability) -> Self {
+        use availability::SlotState as S;
+        Self {
+            facility_id: a.facility_id,
+            timezone: a.timezone,
+            slot_minutes: a.slot_minutes,
+            slots: a
+                .slots
+                .into_iter()
+                .map(|s| SlotView {
+                    start: s.start,
+                    end: s.end,
+                    state: match s.state {
+                        S::Free => SlotState::Free,
+                        S::Held => SlotState::Held,
+                        S::Booked => SlotState::Booked,
+                        S::Closed => SlotState::Closed,
+                    },
+                })
+                .collect(),
+        }
     }
-    if to - from > Duration::days(max_days) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "range_too_long",
-            format!("ask for at most {max_days} days at a time"),
-        ));
-    }
-    Ok((from, to))
 }
 
 /// A facility's slots between two instants, each `free`, `held`, `booked` or `closed` (outside
@@ -568,14 +368,9 @@ async fn facility_availability(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(query): ApiQuery<AvailabilityQuery>,
 ) -> Result<Json<FacilityAvailability>, ApiError> {
-    let (from, to) = span(query.from.as_deref(), query.to.as_deref(), 31)?;
-    let ctx = engine::load(&app.db, id).await?;
-    let mut answer =
-        availability::for_facilities(&app, std::slice::from_ref(&ctx), from, to).await?;
-    answer
-        .pop()
-        .map(Json)
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("no availability computed")))
+    let (from, to) = parse::span(query.from.as_deref(), query.to.as_deref(), 31)?;
+    let answer = app.bookings.availability(id, from, to).await?;
+    Ok(Json(answer.into()))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -595,43 +390,10 @@ async fn batch_availability(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<BatchQuery>,
 ) -> Result<Json<Vec<FacilityAvailability>>, ApiError> {
-    let mut ids = Vec::new();
-    for raw in query
-        .facility_ids
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        ids.push(raw.parse::<Uuid>().map_err(|_| {
-            ApiError::invalid_field("facility_ids", format!("{raw:?} is not a facility id"))
-        })?);
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() || ids.len() > 50 {
-        return Err(ApiError::invalid_field(
-            "facility_ids",
-            "name 1 to 50 facilities",
-        ));
-    }
-    let (from, to) = span(query.from.as_deref(), query.to.as_deref(), 14)?;
-    let found = facilities::find_many(&app.db, &ids).await?;
-    if found.len() != ids.len() {
-        return Err(ApiError::not_found(
-            "facility_not_found",
-            "one of the facilities does not exist",
-        ));
-    }
-    let mut contexts = Vec::with_capacity(found.len());
-    for facility in found {
-        let club = clubpulse_storage::clubs::find(&app.db, facility.club_id)
-            .await?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("facility without a club")))?;
-        contexts.push(engine::context(facility, club)?);
-    }
-    Ok(Json(
-        availability::for_facilities(&app, &contexts, from, to).await?,
-    ))
+    let ids = parse::id_list("facility_ids", &query.facility_ids, 50)?;
+    let (from, to) = parse::span(query.from.as_deref(), query.to.as_deref(), 14)?;
+    let answer = app.bookings.availability_of(&ids, from, to).await?;
+    Ok(Json(answer.into_iter().map(Into::into).collect()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -651,8 +413,7 @@ async fn popular_times(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Vec<PopularTime>>, ApiError> {
-    engine::load(&app.db, id).await?;
-    let top: Vec<PopularSlot> = app.state.popularity.top(id, 24).await?;
+    let top = app.bookings.popular_times(id).await?;
     Ok(Json(
         top.into_iter()
             .map(|p| PopularTime {

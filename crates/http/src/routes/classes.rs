@@ -2,21 +2,19 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use clubpulse_domain::{Capacity, Spots, Validation};
-use clubpulse_storage::{
-    StorageError,
-    classes::{self, Class, CreateClassError, EnrollError, Enrollment, NewClass},
-};
+use clubpulse_booking::classes::ClassRequest;
+use clubpulse_domain::{Capacity, FacilityName, Spots, Validation};
+use clubpulse_storage::classes::{Class, Enrollment};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
-    ApiError, AppState, engine,
+    ApiError, AppState,
     error::responses::ProblemResponses,
     extract::{ApiJson, ApiPath, ApiQuery, CurrentUser, Staff},
-    routes::bookings::{check_rules_for_class, instant_range},
+    parse,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -101,43 +99,21 @@ async fn create_class(
     ApiJson(body): ApiJson<CreateClass>,
 ) -> Result<(StatusCode, Json<ClassView>), ApiError> {
     let mut check = Validation::new();
-    let title = check.check(
-        "title",
-        clubpulse_domain::FacilityName::try_from(body.title.as_str()),
-    );
+    let title = check.check("title", FacilityName::try_from(body.title.as_str()));
     let capacity = check.check("capacity", Capacity::try_from(body.capacity));
     let (Some(title), Some(capacity)) = (title, capacity) else {
         return Err(ApiError::validation(check.into_errors()));
     };
-    let range = instant_range(&body.start, &body.end)?;
-    let ctx = engine::load(&app.db, body.facility_id).await?;
-    check_rules_for_class(&ctx, &range)?;
-    let new = NewClass {
-        facility_id: ctx.facility.id,
-        title: title.as_str().to_owned(),
-        range,
-        capacity: i32::from(capacity.get()),
-        buffer_minutes: ctx.facility.buffer_minutes,
-        created_by: staff.id,
-        currency: ctx.facility.currency.clone(),
+    let request = ClassRequest {
+        facility_id: body.facility_id,
+        title,
+        range: parse::instant_range(&body.start, &body.end)?,
+        capacity,
     };
-    let mut tx = app.begin().await?;
-    let class = classes::create(&mut tx, &new).await.map_err(|e| match e {
-        CreateClassError::SlotUnavailable => ApiError::conflict(
-            "slot_unavailable",
-            "the facility is already booked at that time",
-        ),
-        CreateClassError::Storage(err) => err.into(),
-    })?;
-    tx.commit().await.map_err(StorageError::from)?;
-    let keys = ctx.day_keys(
-        class.start,
-        class.end + chrono::Duration::minutes(i64::from(ctx.facility.buffer_minutes)),
-    );
-    if let Err(err) = app.state.availability.invalidate(&keys).await {
-        tracing::error!(error = %err, "could not invalidate cached availability");
-    }
-    tracing::info!(staff.id = %staff.id, class.id = %class.id, "class scheduled");
+    let class = app
+        .bookings
+        .schedule_class((&staff).into(), request)
+        .await?;
     Ok((StatusCode::CREATED, Json(class.into())))
 }
 
@@ -155,7 +131,7 @@ async fn list_classes(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<ClassQuery>,
 ) -> Result<Json<Vec<ClassView>>, ApiError> {
-    let found = classes::upcoming(&app.db, query.facility_id).await?;
+    let found = app.bookings.upcoming_classes(query.facility_id).await?;
     Ok(Json(found.into_iter().map(Into::into).collect()))
 }
 
@@ -167,10 +143,7 @@ async fn get_class(
     State(app): State<AppState>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ClassView>, ApiError> {
-    classes::find(&app.db, id)
-        .await?
-        .map(|c| Json(c.into()))
-        .ok_or_else(|| ApiError::not_found("class_not_found", "no such class"))
+    Ok(Json(app.bookings.class(id).await?.into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -195,20 +168,7 @@ async fn enroll(
 ) -> Result<(StatusCode, Json<EnrollmentView>), ApiError> {
     let spots = Spots::try_from(body.spots.unwrap_or(1))
         .map_err(|e| ApiError::validation(vec![e.within("spots")]))?;
-    let mut tx = app.begin().await?;
-    let enrollment = classes::enroll(&mut tx, id, user.id, i32::from(spots.get()))
-        .await
-        .map_err(|e| match e {
-            EnrollError::NotFound => ApiError::not_found("class_not_found", "no such class"),
-            EnrollError::Started => {
-                ApiError::conflict("class_started", "the class has already started")
-            }
-            EnrollError::Full => {
-                ApiError::conflict("class_full", "not enough places left in this class")
-            }
-            EnrollError::Storage(err) => err.into(),
-        })?;
-    tx.commit().await.map_err(StorageError::from)?;
+    let enrollment = app.bookings.enroll((&user).into(), id, spots).await?;
     Ok((StatusCode::CREATED, Json(enrollment.into())))
 }
 
@@ -222,21 +182,6 @@ async fn cancel_enrollment(
     user: CurrentUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<EnrollmentView>, ApiError> {
-    let owner = (!user.role.includes(clubpulse_domain::Role::Staff)).then_some(user.id);
-    let mut tx = app.begin().await?;
-    let cancelled = classes::cancel_enrollment(&mut tx, id, owner).await?;
-    tx.commit().await.map_err(StorageError::from)?;
-    match cancelled {
-        Some(enrollment) => Ok(Json(enrollment.into())),
-        None => match classes::find_enrollment(&app.db, id, owner).await? {
-            Some(_) => Err(ApiError::conflict(
-                "enrollment_not_active",
-                "this enrolment was already cancelled",
-            )),
-            None => Err(ApiError::not_found(
-                "enrollment_not_found",
-                "no such enrolment",
-            )),
-        },
-    }
+    let cancelled = app.bookings.cancel_enrollment((&user).into(), id).await?;
+    Ok(Json(cancelled.into()))
 }

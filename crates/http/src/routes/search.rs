@@ -8,7 +8,7 @@
 //! third ranking, a second vote for facilities that match the request as stated
 //! ([`hybrid_rrf`]). `mode=vector` and `mode=text` return one retriever alone.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
@@ -24,7 +24,6 @@ use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
-    engine::{self, availability},
     error::responses::ProblemResponses,
     extract::{ApiPath, ApiQuery, CurrentUser},
     routes::facilities::FacilityView,
@@ -160,7 +159,7 @@ async fn search_facilities(
         .transpose()?;
     let window = match (query.free_from.as_deref(), query.free_to.as_deref()) {
         (None, None) => None,
-        (Some(from), Some(to)) => Some(crate::routes::bookings::span(Some(from), Some(to), 14)?),
+        (Some(from), Some(to)) => Some(crate::parse::span(Some(from), Some(to), 14)?),
         _ => {
             return Err(ApiError::invalid_field(
                 "free_to",
@@ -253,22 +252,8 @@ async fn keep_free(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<(Uuid, f64)>, ApiError> {
-    let mut contexts = Vec::new();
-    for (id, _) in &ranked {
-        if let Ok(ctx) = engine::load(&app.db, *id).await {
-            contexts.push(ctx);
-        }
-    }
-    let grids = availability::for_facilities(app, &contexts, from, to).await?;
-    let free: HashSet<Uuid> = grids
-        .into_iter()
-        .filter(|g| {
-            g.slots
-                .iter()
-                .any(|s| s.state == availability::SlotState::Free)
-        })
-        .map(|g| g.facility_id)
-        .collect();
+    let ids: Vec<Uuid> = ranked.iter().map(|(id, _)| *id).collect();
+    let free = app.bookings.with_free_slots(&ids, from, to).await?;
     Ok(ranked
         .into_iter()
         .filter(|(id, _)| free.contains(id))

@@ -826,6 +826,8 @@ async fn popular_times_count_confirmed_bookings() {
             200
         );
     }
+    // Popular times are counted by the outbox relay, after the commit.
+    app.drain_outbox().await;
 
     let popular: Vec<Value> = app
         .get(

@@ -68,7 +68,7 @@ pub struct TestApp {
     pub database_url: String,
     pub redis_prefix: String,
     /// The server's booking-event bus, to watch what it publishes.
-    pub events: clubpulse_http::engine::events::Events,
+    pub events: clubpulse_booking::Events,
     /// What the server's handlers see (its job queue and audit log among them).
     pub state: clubpulse_http::AppState,
     shutdown: Option<oneshot::Sender<()>>,
@@ -120,7 +120,7 @@ impl TestApp {
             .await
             .expect("build the app");
         let addr = app.local_addr();
-        let events = app.state().events.clone();
+        let events = app.state().bookings.events().clone();
         let state = app.state().clone();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until_stopped(async move {
@@ -155,8 +155,29 @@ impl TestApp {
         }
     }
 
-    /// Chains every audit event recorded so far, as the periodic flusher would.
+    /// Waits until the outbox relay has delivered every event owed so far (audit events, e-mail
+    /// jobs, invalidations); fails the test after ten seconds, naming how many are left.
+    pub async fn drain_outbox(&self) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let left = clubpulse_storage::outbox::pending(&self.db)
+                .await
+                .expect("count the outbox");
+            if left == 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{left} outbox events left undelivered"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Chains every audit event recorded so far, as the periodic flusher would, once the outbox
+    /// has handed over the booking events.
     pub async fn flush_audit(&self) {
+        self.drain_outbox().await;
         self.state
             .audit
             .flusher(self.db.clone())
@@ -168,6 +189,7 @@ impl TestApp {
     /// Waits until the job queue has nothing ready, scheduled or running; fails the test after
     /// `timeout`, naming what is left.
     pub async fn drain_jobs(&self, timeout: std::time::Duration) {
+        self.drain_outbox().await;
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let stats = self.state.jobs.stats().await.expect("job stats");

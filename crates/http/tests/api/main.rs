@@ -15,5 +15,6 @@ mod classes;
 mod clubs_and_facilities;
 mod instances;
 mod operations;
+mod outbox;
 mod protection;
 mod search;

@@ -10,11 +10,9 @@ use clubpulse_storage::{
     facilities::{self, Filter},
 };
 use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::FacilityContext;
-use crate::{ApiError, AppState};
+use crate::{Bookings, FacilityContext, Result};
 
 /// How many alternatives a conflict carries at most.
 pub const MAX: usize = 5;
@@ -23,13 +21,12 @@ const SAME_FACILITY_FIRST: usize = 3;
 /// How many days either side of the request are searched for free times.
 const SEARCH_DAYS: i64 = 3;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alternative {
     pub facility_id: Uuid,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     /// `nearest_time` (same facility) or `similar_facility` (same time, same sport, same club).
-    #[schema(example = "nearest_time")]
     pub reason: &'static str,
 }
 
@@ -50,11 +47,11 @@ fn buffer(ctx: &FacilityContext) -> Duration {
 
 /// Up to [`MAX`] free alternatives to `range` at `ctx`'s facility.
 pub async fn find(
-    app: &AppState,
+    app: &Bookings,
     ctx: &FacilityContext,
     range: &TimeRange,
-    window: BookingWindow,
-) -> Result<Vec<Alternative>, ApiError> {
+) -> Result<Vec<Alternative>> {
+    let window: BookingWindow = app.window();
     let now = Utc::now();
     let length = range.duration();
     // Same facility: every run of consecutive slots of the same length, a few days either side.
@@ -88,7 +85,7 @@ pub async fn find(
 
     // Same time, same sport, same club, where the grid allows it.
     let siblings = facilities::list(
-        &app.db,
+        app.db(),
         &Filter {
             club_id: Some(ctx.facility.club_id),
             sport: Some(ctx.facility.sport.clone()),
@@ -102,7 +99,7 @@ pub async fn find(
         if facility.id == ctx.facility.id {
             continue;
         }
-        let sibling = super::context(facility, ctx.club.clone())?;
+        let sibling = FacilityContext::new(facility, ctx.club.clone())?;
         if sibling.grid.fit(range).is_ok() {
             similar.push(sibling);
         }
@@ -129,7 +126,7 @@ pub async fn find(
         .max()
         .unwrap_or(range.end())
         + max_buffer;
-    let blocks = bookings::blocks(&app.db, &ids, span_from, span_to).await?;
+    let blocks = bookings::blocks(app.db(), &ids, span_from, span_to).await?;
 
     let mut same: Vec<Alternative> = nearby
         .into_iter()
@@ -156,7 +153,7 @@ pub async fn find(
     let (weekday, hour) = clubpulse_domain::local_weekday_hour(ctx.time_zone(), range.start());
     let free_ids: Vec<Uuid> = free_similar.iter().map(|s| s.facility.id).collect();
     let scores = app
-        .state
+        .state()
         .popularity
         .scores(&free_ids, weekday, hour)
         .await

@@ -14,14 +14,12 @@ use clubpulse_domain::Slot;
 use clubpulse_state::availability::{Cached, DayBits, DayKey};
 use clubpulse_storage::bookings::{self, Block};
 use serde::Serialize;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::FacilityContext;
-use crate::{ApiError, AppState};
+use crate::{Bookings, FacilityContext, Result, context};
 
 /// The state of one stretch of time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SlotState {
     Free,
@@ -32,7 +30,7 @@ pub enum SlotState {
     Closed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SlotView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -40,7 +38,7 @@ pub struct SlotView {
 }
 
 /// The slots of one facility between two instants.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FacilityAvailability {
     pub facility_id: Uuid,
     /// The club's IANA time zone: the grid is laid out in its local time.
@@ -52,11 +50,11 @@ pub struct FacilityAvailability {
 /// The availability of several facilities over `[from, to)`: one cache round trip for every day of
 /// every facility, and on misses one query for all of them.
 pub async fn for_facilities(
-    app: &AppState,
+    app: &Bookings,
     facilities: &[FacilityContext],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Vec<FacilityAvailability>, ApiError> {
+) -> Result<Vec<FacilityAvailability>> {
     let keys: Vec<(usize, DayKey)> = facilities
         .iter()
         .enumerate()
@@ -73,7 +71,7 @@ pub async fn for_facilities(
         })
         .collect();
     let day_keys: Vec<DayKey> = keys.iter().map(|(_, k)| *k).collect();
-    let cached = match app.state.availability.get_days(&day_keys).await {
+    let cached = match app.state().availability.get_days(&day_keys).await {
         Ok(cached) => cached,
         Err(err) => {
             tracing::warn!(error = %err, "availability cache unreachable; reading PostgreSQL");
@@ -112,11 +110,11 @@ pub async fn for_facilities(
 
 /// Computes missed days from PostgreSQL in one query and stores them in the cache.
 async fn rebuild(
-    app: &AppState,
+    app: &Bookings,
     facilities: &[FacilityContext],
     misses: &[(usize, DayKey, u64)],
     days: &mut HashMap<DayKey, DayBits>,
-) -> Result<(), ApiError> {
+) -> Result<()> {
     let spans: Vec<(DateTime<Utc>, DateTime<Utc>)> = misses
         .iter()
         .filter_map(|(i, key, _)| {
@@ -142,7 +140,7 @@ async fn rebuild(
     let mut ids: Vec<Uuid> = misses.iter().map(|(_, k, _)| k.facility_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let blocks = bookings::blocks(&app.db, &ids, from, to).await?;
+    let blocks = bookings::blocks(app.db(), &ids, from, to).await?;
     for (i, key, generation) in misses {
         let Some(ctx) = facilities.get(*i) else {
             continue;
@@ -159,13 +157,13 @@ async fn rebuild(
     Ok(())
 }
 
-async fn store(app: &AppState, key: &DayKey, generation: u64, bits: &DayBits) {
+async fn store(app: &Bookings, key: &DayKey, generation: u64, bits: &DayBits) {
     if generation == u64::MAX {
         return; // the cache was unreachable when read
     }
-    let ttl = app.config.booking.availability_ttl();
+    let ttl = app.rules().availability_ttl();
     if let Err(err) = app
-        .state
+        .state()
         .availability
         .store_day(key, generation, bits, ttl)
         .await
@@ -236,5 +234,71 @@ fn state_of(slot: &Slot, bits: Option<&DayBits>, now: DateTime<Utc>) -> SlotStat
         Some(bits) if bits.is_held(slot.index) => SlotState::Held,
         _ if slot.start < now => SlotState::Closed,
         _ => SlotState::Free,
+    }
+}
+
+impl Bookings {
+    /// One facility's slots over `[from, to)`; unknown is `facility_not_found`.
+    pub async fn availability(
+        &self,
+        facility_id: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<FacilityAvailability> {
+        let ctx = context::load(self.db(), facility_id).await?;
+        let mut answer = for_facilities(self, std::slice::from_ref(&ctx), from, to).await?;
+        answer
+            .pop()
+            .ok_or_else(|| crate::BookingError::Corrupt("no availability computed".to_owned()))
+    }
+
+    /// Many facilities' slots over `[from, to)`, in the order asked, their contexts in one query;
+    /// any unknown facility is `facility_not_found`.
+    pub async fn availability_of(
+        &self,
+        facility_ids: &[Uuid],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<FacilityAvailability>> {
+        let mut found = context::load_many(self.db(), facility_ids, false).await?;
+        let contexts = facility_ids
+            .iter()
+            .map(|id| {
+                found
+                    .remove(id)
+                    .ok_or_else(crate::BookingError::facility_not_found)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for_facilities(self, &contexts, from, to).await
+    }
+
+    /// Of these facilities, the live ones with at least one free slot in `[from, to)` (search's
+    /// filter), their contexts in one query and their days in one cache round trip.
+    pub async fn with_free_slots(
+        &self,
+        facility_ids: &[Uuid],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<std::collections::HashSet<Uuid>> {
+        let mut found = context::load_many(self.db(), facility_ids, false).await?;
+        let contexts: Vec<FacilityContext> = facility_ids
+            .iter()
+            .filter_map(|id| found.remove(id))
+            .collect();
+        Ok(for_facilities(self, &contexts, from, to)
+            .await?
+            .into_iter()
+            .filter(|g| g.slots.iter().any(|s| s.state == SlotState::Free))
+            .map(|g| g.facility_id)
+            .collect())
+    }
+
+    /// A live facility's busiest weekday-hours, busiest first.
+    pub async fn popular_times(
+        &self,
+        facility_id: Uuid,
+    ) -> Result<Vec<clubpulse_state::PopularSlot>> {
+        context::load(self.db(), facility_id).await?;
+        Ok(self.state().popularity.top(facility_id, 24).await?)
     }
 }

@@ -1,0 +1,198 @@
+//! The Club Pulse booking service: every rule about holding, confirming and cancelling a slot, and
+//! everything that must follow such a write. No HTTP here: the API calls [`Bookings`] and maps
+//! [`BookingError`] to its answers; the CLI's worker runs the [`background`] work.
+//!
+//! PostgreSQL decides (the exclusion constraint, conditional updates, the `hold_slot` function).
+//! Every status change of a booking writes an event to the transactional outbox in the same
+//! transaction (a trigger does it, so no path can forget); the [`relay`] then delivers each event's
+//! side effects at least once, in order per booking: availability invalidated, the hold mirror
+//! updated, popular times counted, the audit event recorded, the member's e-mail queued, and the
+//! event published. The request path also invalidates the cache itself right after its commit, so a
+//! write that returned is visible in the next availability read on any instance; the relay's second
+//! invalidation is harmless.
+//!
+//! # Layout
+//!
+//! - [`context`]: a facility with its club and slot grid, loaded in one query.
+//! - [`holds`]: holds, weekly series, confirmation, cancellation and reads of bookings.
+//! - [`classes`]: classes and their enrolments.
+//! - [`availability`]: the slot grid with each slot's state, from cached day bitmaps.
+//! - [`alternatives`]: what to offer a member who lost a slot.
+//! - [`events`]: the in-process bus the relay publishes booking events on.
+//! - [`relay`]: the outbox relay.
+//! - [`sweeper`]: expires holds nobody confirmed.
+//! - [`background`]: the periodic work, run by `serve` or by `clubpulse worker`.
+//! - [`error`]: the service's error type, [`BookingError`].
+
+pub mod alternatives;
+pub mod availability;
+pub mod background;
+pub mod classes;
+pub mod context;
+pub mod error;
+pub mod events;
+pub mod holds;
+pub mod relay;
+pub mod sweeper;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use clubpulse_config::BookingConfig;
+use clubpulse_domain::{BookingStatus, BookingWindow, Role};
+use clubpulse_state::StateBackends;
+use clubpulse_storage::bookings::Booking;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use context::FacilityContext;
+pub use error::{BookingError, Result};
+pub use events::Events;
+
+/// Who is asking: staff see and change every booking, members only their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+impl Actor {
+    /// Whose bookings the actor may see: their own, or everyone's (`None`) for staff.
+    pub fn owner_filter(&self) -> Option<Uuid> {
+        (!self.role.includes(Role::Staff)).then_some(self.id)
+    }
+}
+
+/// The booking service. Cheap to clone; every clone shares one pool and one set of backends.
+#[derive(Debug, Clone)]
+pub struct Bookings {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: PgPool,
+    state: StateBackends,
+    rules: BookingConfig,
+    events: Events,
+    #[cfg(feature = "testing")]
+    faults: testing::Faults,
+}
+
+impl Bookings {
+    pub fn new(db: PgPool, state: StateBackends, rules: BookingConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                state,
+                rules,
+                events: Events::default(),
+                #[cfg(feature = "testing")]
+                faults: testing::Faults::default(),
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.inner.db
+    }
+
+    pub fn state(&self) -> &StateBackends {
+        &self.inner.state
+    }
+
+    pub fn rules(&self) -> &BookingConfig {
+        &self.inner.rules
+    }
+
+    /// Booking events as the relay delivers them in this process.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    pub(crate) fn window(&self) -> BookingWindow {
+        BookingWindow {
+            days: self.inner.rules.window_days,
+            min_notice_minutes: self.inner.rules.min_notice_minutes,
+        }
+    }
+
+    /// Right after a commit, before answering: makes the write visible to the next availability
+    /// read on any instance, and mirrors live holds. The relay repeats both from the outbox, so a
+    /// failure here (Redis unreachable) is logged and repaired, never lost.
+    pub(crate) async fn settle(&self, ctx: &FacilityContext, bookings: &[Booking]) -> Result<()> {
+        let spans: Vec<_> = bookings.iter().map(|b| (b.start, b.blocks_until)).collect();
+        self.invalidate(ctx, &spans).await?;
+        let holds = &self.inner.state.holds;
+        for booking in bookings {
+            let mirrored = match (booking.status, booking.hold_expires_at) {
+                (BookingStatus::Held, Some(expires_at)) => {
+                    holds.put(booking.id, booking.facility_id, expires_at).await
+                }
+                _ => holds.remove(booking.id).await,
+            };
+            if let Err(err) = mirrored {
+                tracing::warn!(error = %err, booking.id = %booking.id, "could not update the hold mirror; the relay will");
+            }
+        }
+        Ok(())
+    }
+
+    /// Invalidates the cached availability days that blocked time `[start, until)` touches, right
+    /// after the commit that changed them.
+    pub(crate) async fn invalidate(
+        &self,
+        ctx: &FacilityContext,
+        spans: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> Result<()> {
+        #[cfg(feature = "testing")]
+        self.inner.faults.after_commit()?;
+        let mut keys: Vec<_> = spans
+            .iter()
+            .flat_map(|(start, until)| ctx.day_keys(*start, *until))
+            .collect();
+        keys.sort_unstable_by_key(|k| (k.facility_id, k.date));
+        keys.dedup();
+        if let Err(err) = self.inner.state.availability.invalidate(&keys).await {
+            tracing::warn!(error = %err, facility.id = %ctx.facility.id, "could not invalidate cached availability; the relay will");
+        }
+        Ok(())
+    }
+
+    /// Test fault points.
+    #[cfg(feature = "testing")]
+    pub fn faults(&self) -> &testing::Faults {
+        &self.inner.faults
+    }
+}
+
+/// Fault points that let tests die at the worst moment.
+#[cfg(feature = "testing")]
+pub mod testing {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use crate::BookingError;
+
+    /// Armed fault points.
+    #[derive(Debug, Default)]
+    pub struct Faults {
+        after_commit: AtomicBool,
+    }
+
+    impl Faults {
+        /// While armed, every booking write fails right after its commit, before anything that
+        /// follows it in the request: as if the process died there.
+        pub fn fail_after_commit(&self, armed: bool) {
+            self.after_commit.store(armed, Ordering::SeqCst);
+        }
+
+        pub(crate) fn after_commit(&self) -> Result<(), BookingError> {
+            if self.after_commit.load(Ordering::SeqCst) {
+                return Err(BookingError::Corrupt(
+                    "the request was stopped right after its commit (test fault point)".to_owned(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}

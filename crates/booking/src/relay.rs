@@ -1,0 +1,331 @@
+//! The outbox relay: delivers the side effects of committed booking writes, at least once, in
+//! order.
+//!
+//! One batch is one transaction: take the relay's advisory lock (one relay delivers at a time,
+//! across every instance, so events leave in `seq` order), read the oldest events, carry out their
+//! effects, record their audit events in the audit inbox and delete them, commit. A relay that dies
+//! (or whose Redis is down) before the commit leaves the whole batch to the next attempt, and every
+//! effect is safe to repeat:
+//!
+//! - availability invalidation and the hold mirror are idempotent;
+//! - the audit event enters the inbox in the very transaction that deletes the outbox row, with the
+//!   outbox event's id, so it is recorded exactly once (and the chain skips a repeated id anyway);
+//! - a member's e-mail job carries a unique key per booking and event, and its message id is fixed
+//!   by the job, so a repeat is recognisable as the same message;
+//! - popular-times counts are advisory hints: a repeated batch may count a booking twice.
+//!
+//! Relays wake on the outbox's `LISTEN` channel at commit, and poll as the safety net.
+
+use std::{collections::HashSet, time::Duration};
+
+use chrono::{DateTime, Utc};
+use clubpulse_audit::{AuditEvent, AuditLog, PgInbox, action};
+use clubpulse_domain::{BookingEvent, BookingEventKind};
+use clubpulse_jobs::{JobSpec, Queue};
+use clubpulse_storage::outbox::{self, OutboxEvent};
+use clubpulse_workers::{BookingMail, BookingMailEvent};
+use serde::Deserialize;
+use sqlx::postgres::PgListener;
+use uuid::Uuid;
+
+use crate::{BookingError, Bookings, FacilityContext, Result, context};
+
+/// Events per batch: enough to amortise the transaction, few enough to keep the lock briefly.
+const BATCH: i64 = 200;
+
+/// A booking event's payload, as the `bookings_outbox` trigger writes it.
+#[derive(Debug, Clone, Deserialize)]
+struct BookingPayload {
+    booking_id: Uuid,
+    facility_id: Uuid,
+    user_id: Uuid,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    blocks_until: DateTime<Utc>,
+    hold_expires_at: Option<DateTime<Utc>>,
+    cancellation_fee_cents: Option<i64>,
+    class_id: Option<Uuid>,
+}
+
+/// A booking event read from the outbox.
+#[derive(Debug, Clone)]
+struct Delivery {
+    event: OutboxEvent,
+    kind: BookingEventKind,
+    booking: BookingPayload,
+}
+
+fn kind_of(topic: &str) -> Option<BookingEventKind> {
+    Some(match topic {
+        "booking.held" => BookingEventKind::Held,
+        "booking.confirmed" => BookingEventKind::Confirmed,
+        "booking.cancelled" => BookingEventKind::Cancelled,
+        "booking.expired" => BookingEventKind::Expired,
+        _ => return None,
+    })
+}
+
+/// What the relay delivers to.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    bookings: Bookings,
+    audit: AuditLog,
+    jobs: Queue,
+}
+
+/// What one [`Relay::deliver`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivered {
+    pub events: usize,
+    /// Whether another relay held the lock (so this one delivered nothing, by design).
+    pub busy: bool,
+}
+
+impl Relay {
+    pub fn new(bookings: Bookings, audit: AuditLog, jobs: Queue) -> Self {
+        Self {
+            bookings,
+            audit,
+            jobs,
+        }
+    }
+
+    /// Delivers one batch of the oldest events, if no other relay is delivering.
+    pub async fn deliver(&self) -> Result<Delivered> {
+        let mut tx = self.bookings.db().begin().await?;
+        let Some(events) = outbox::claim(&mut tx, BATCH).await? else {
+            return Ok(Delivered {
+                events: 0,
+                busy: true,
+            });
+        };
+        if events.is_empty() {
+            return Ok(Delivered::default());
+        }
+        let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+        let mut deliveries = Vec::with_capacity(events.len());
+        for event in events {
+            match (
+                kind_of(&event.topic),
+                serde_json::from_value(event.payload.clone()),
+            ) {
+                (Some(kind), Ok(booking)) => deliveries.push(Delivery {
+                    event,
+                    kind,
+                    booking,
+                }),
+                // Nothing can ever deliver it: say so loudly, once, and let it go.
+                _ => {
+                    tracing::error!(outbox.seq = event.seq, topic = %event.topic, "dropping an outbox event the relay cannot read")
+                }
+            }
+        }
+        let ids: Vec<Uuid> = deliveries
+            .iter()
+            .map(|d| d.booking.facility_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let contexts = context::load_many(&mut *tx, &ids, true).await?;
+        self.invalidate(&deliveries, &contexts).await?;
+        for delivery in &deliveries {
+            self.mirror(delivery).await?;
+            self.count(delivery, &contexts).await;
+        }
+        self.enqueue_mail(&deliveries).await?;
+        if self.audit.enabled() {
+            let audited: Vec<AuditEvent> = deliveries.iter().map(audit_event).collect();
+            PgInbox::append_in(&mut tx, &audited)
+                .await
+                .map_err(|e| BookingError::Corrupt(format!("recording audit events: {e}")))?;
+        }
+        outbox::remove(&mut tx, &seqs).await?;
+        tx.commit().await?;
+        for delivery in &deliveries {
+            let b = &delivery.booking;
+            tracing::info!(booking.id = %b.booking_id, facility.id = %b.facility_id, event = ?delivery.kind, "booking event");
+            self.bookings.events().publish(BookingEvent {
+                kind: delivery.kind,
+                booking_id: b.booking_id,
+                facility_id: b.facility_id,
+                user_id: b.user_id,
+                start: b.start,
+                end: b.end,
+            });
+        }
+        Ok(Delivered {
+            events: seqs.len(),
+            busy: false,
+        })
+    }
+
+    /// Delivers until the outbox is empty (or another relay has it).
+    pub async fn drain(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let done = self.deliver().await?;
+            total += done.events;
+            if done.busy || done.events < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Runs until `stop` completes: wakes on every notification from a committing writer, and
+    /// every `poll` regardless (a notification is lost while the listener reconnects).
+    pub async fn run(self, poll: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut listener = self.listen().await;
+        let mut ticks = tokio::time::interval(poll);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if let Err(err) = self.drain().await {
+                tracing::warn!(error = %err, "delivering outbox events failed; retrying");
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                _ = ticks.tick() => {}
+                woke = async {
+                    match listener.as_mut() {
+                        Some(l) => l.recv().await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Err(err) = woke {
+                        tracing::warn!(error = %err, "the outbox listener failed; polling until it is back");
+                        listener = self.listen().await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = match PgListener::connect_with(self.bookings.db()).await {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for outbox events; polling");
+                return None;
+            }
+        };
+        match listener.listen(outbox::CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for outbox events; polling");
+                None
+            }
+        }
+    }
+
+    async fn invalidate(
+        &self,
+        deliveries: &[Delivery],
+        contexts: &std::collections::HashMap<Uuid, FacilityContext>,
+    ) -> Result<()> {
+        let mut keys: Vec<_> = deliveries
+            .iter()
+            .filter_map(|d| {
+                let ctx = contexts.get(&d.booking.facility_id)?;
+                Some(ctx.day_keys(d.booking.start, d.booking.blocks_until))
+            })
+            .flatten()
+            .collect();
+        keys.sort_unstable_by_key(|k| (k.facility_id, k.date));
+        keys.dedup();
+        Ok(self.bookings.state().availability.invalidate(&keys).await?)
+    }
+
+    async fn mirror(&self, delivery: &Delivery) -> Result<()> {
+        let holds = &self.bookings.state().holds;
+        let b = &delivery.booking;
+        match (delivery.kind, b.hold_expires_at) {
+            (BookingEventKind::Held, Some(expires_at)) => {
+                holds.put(b.booking_id, b.facility_id, expires_at).await?
+            }
+            _ => holds.remove(b.booking_id).await?,
+        }
+        Ok(())
+    }
+
+    async fn count(
+        &self,
+        delivery: &Delivery,
+        contexts: &std::collections::HashMap<Uuid, FacilityContext>,
+    ) {
+        let b = &delivery.booking;
+        if delivery.kind != BookingEventKind::Confirmed || b.class_id.is_some() {
+            return;
+        }
+        let Some(ctx) = contexts.get(&b.facility_id) else {
+            return;
+        };
+        let (weekday, hour) = clubpulse_domain::local_weekday_hour(ctx.time_zone(), b.start);
+        if let Err(err) = self
+            .bookings
+            .state()
+            .popularity
+            .record(b.facility_id, weekday, hour)
+            .await
+        {
+            tracing::warn!(error = %err, "could not count a popular time");
+        }
+    }
+
+    /// Queues the member's e-mail for confirmations and cancellations of their own bookings.
+    async fn enqueue_mail(&self, deliveries: &[Delivery]) -> Result<()> {
+        let mut specs = Vec::new();
+        for delivery in deliveries {
+            if delivery.booking.class_id.is_some() {
+                continue;
+            }
+            let event = match delivery.kind {
+                BookingEventKind::Confirmed => BookingMailEvent::Confirmed,
+                BookingEventKind::Cancelled => BookingMailEvent::Cancelled,
+                BookingEventKind::Held | BookingEventKind::Expired => continue,
+            };
+            let job = BookingMail {
+                booking_id: delivery.booking.booking_id,
+                event,
+            };
+            specs.push(
+                JobSpec::from_job(&job)
+                    .map_err(|e| BookingError::Corrupt(format!("encoding a mail job: {e}")))?,
+            );
+        }
+        if specs.is_empty() {
+            return Ok(());
+        }
+        self.jobs
+            .push_specs(specs)
+            .await
+            .map_err(|e| BookingError::Corrupt(format!("queueing booking mail: {e}")))?;
+        Ok(())
+    }
+}
+
+fn audit_event(delivery: &Delivery) -> AuditEvent {
+    let b = &delivery.booking;
+    let name = match delivery.kind {
+        BookingEventKind::Held => action::BOOKING_HELD,
+        BookingEventKind::Confirmed => action::BOOKING_CONFIRMED,
+        BookingEventKind::Cancelled => action::BOOKING_CANCELLED,
+        BookingEventKind::Expired => action::BOOKING_EXPIRED,
+    };
+    let mut event = AuditEvent::new(name)
+        .maybe_actor(delivery.event.actor_id)
+        .target("booking", b.booking_id)
+        .detail("facility_id", b.facility_id.to_string())
+        .detail("member_id", b.user_id.to_string())
+        .detail("start", b.start.to_rfc3339())
+        .detail("end", b.end.to_rfc3339());
+    if let Some(fee) = b.cancellation_fee_cents {
+        event = event.detail("fee_cents", fee);
+    }
+    if let Some(class) = b.class_id {
+        event = event.detail("class_id", class.to_string());
+    }
+    // The outbox event's id and time, so that every delivery records the same event.
+    event.id = delivery.event.event_id;
+    event.occurred_at = delivery.event.created_at;
+    event
+}
