@@ -1,0 +1,290 @@
+//! The outbox through the real binary: `clubpulse serve` SIGKILLed while confirmations are in
+//! flight loses no booking's side effects, and applies none twice, once `clubpulse worker` (the
+//! web instance's background work, run apart) has delivered what was owed. Real PostgreSQL and
+//! Redis; `scripts/test` provides both.
+
+#![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
+const WAIT: Duration = Duration::from_secs(60);
+/// Holds made before the kill, and so confirmations sent at once.
+const BOOKINGS: usize = 60;
+
+fn env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct World {
+    database_url: String,
+    prefix: String,
+    pool: PgPool,
+}
+
+impl World {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_remove("CLUBPULSE_CONFIG")
+            .env("DATABASE_URL", &self.database_url)
+            .env("REDIS_URL", env("CLUBPULSE_TEST_REDIS_URL"))
+            .env("CLUBPULSE_REDIS_PREFIX", &self.prefix)
+            .env("CLUBPULSE_LOG", "warn")
+            .env("CLUBPULSE_SEARCH", "off")
+            .env("CLUBPULSE_RATE_LIMITS", "off")
+            .env("CLUBPULSE_MAX_ACTIVE_HOLDS", "100")
+            .env("CLUBPULSE_AUDIT_FLUSH_SECONDS", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+fn signal(child: &Child, signal: Signal) {
+    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
+}
+
+async fn wait_ready(base: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !matches!(reqwest::get(format!("{base}/health")).await, Ok(r) if r.status() == 200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never answered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let body: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// An RFC 3339 instant `days` days from now, at `hour`:00 in Madrid.
+fn madrid(days: i64, hour: u32) -> String {
+    use chrono::TimeZone as _;
+    let tz = chrono_tz::Europe::Madrid;
+    let date = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(days);
+    tz.from_local_datetime(&date.and_hms_opt(hour, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .to_rfc3339()
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_confirmations_loses_no_side_effect_and_repeats_none() {
+    let database_url = clubpulse_storage::testing::fresh_database().await;
+    let world = World {
+        pool: PgPool::connect(&database_url).await.unwrap(),
+        database_url,
+        prefix: format!("test:{}:", Uuid::new_v4().simple()),
+    };
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = world.command(&["serve"]);
+    serve.env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"));
+    let mut server = serve.spawn().unwrap();
+    wait_ready(&base).await;
+    let status = world
+        .command(&[
+            "user",
+            "create",
+            "--email",
+            "admin@outbox.test",
+            "--password",
+            "a strong password",
+            "--role",
+            "admin",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let client = reqwest::Client::new();
+    let admin = login(&client, &base, "admin@outbox.test", "a strong password").await;
+    let registered = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&json!({"email": "ana@outbox.test", "password": "a strong password", "name": "Ana"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let member = login(&client, &base, "ana@outbox.test", "a strong password").await;
+    let club: Value = client
+        .post(format!("{base}/api/v1/clubs"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Outbox Club", "timezone": "Europe/Madrid"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let court: Value = client
+        .post(format!("{base}/api/v1/facilities"))
+        .bearer_auth(&admin)
+        .json(&json!({"club_id": club["id"], "name": "Court 1", "sport": "padel", "price_cents": 2000}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut holds = Vec::new();
+    for i in 0..BOOKINGS {
+        let day = i64::try_from(i / 3).unwrap() + 1;
+        let hour = 9 + 2 * u32::try_from(i % 3).unwrap();
+        let held = client
+            .post(format!("{base}/api/v1/bookings"))
+            .bearer_auth(&member)
+            .json(&json!({"facility_id": court["id"], "start": madrid(day, hour), "end": madrid(day, hour + 1)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(held.status(), 201);
+        let held: Value = held.json().await.unwrap();
+        holds.push(held["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+
+    // Every confirmation at once; the server dies when a third of them have been answered.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let confirmations: Vec<_> = holds
+        .iter()
+        .map(|id| {
+            let (client, base, member, answered) = (
+                client.clone(),
+                base.clone(),
+                member.clone(),
+                answered.clone(),
+            );
+            let id = *id;
+            tokio::spawn(async move {
+                let response = client
+                    .post(format!("{base}/api/v1/bookings/{id}/confirm"))
+                    .bearer_auth(&member)
+                    .json(&json!({}))
+                    .send()
+                    .await;
+                answered.fetch_add(1, Ordering::SeqCst);
+                (id, response.map(|r| r.status().as_u16()).ok())
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while answered.load(Ordering::SeqCst) < BOOKINGS / 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no confirmation answered"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    signal(&server, Signal::SIGKILL);
+    server.wait().unwrap();
+    let mut accepted = Vec::new();
+    for confirmation in confirmations {
+        if let (id, Some(200)) = confirmation.await.unwrap() {
+            accepted.push(id);
+        }
+    }
+
+    let owed = world.count("SELECT count(*) FROM outbox").await;
+    eprintln!(
+        "{} of {BOOKINGS} confirmations accepted before the kill; {owed} outbox events owed",
+        accepted.len()
+    );
+
+    // The background work of the deployment, run on its own.
+    let mut worker = world.command(&["worker"]).spawn().unwrap();
+    let confirmed = "SELECT count(*) FROM bookings WHERE status = 'confirmed'";
+    let chained = "SELECT count(*) FROM audit_log WHERE action = 'booking.confirmed'";
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = world.count("SELECT count(*) FROM outbox").await;
+        if left == 0 && world.count(chained).await == world.count(confirmed).await {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{left} outbox events left, or confirmations not chained"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&worker, Signal::SIGTERM);
+    assert!(worker.wait().unwrap().success());
+
+    let status: HashMap<Uuid, String> =
+        sqlx::query_as::<_, (Uuid, String)>("SELECT id, status FROM bookings")
+            .fetch_all(&world.pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    for id in &accepted {
+        assert_eq!(status[id], "confirmed", "an accepted confirmation was lost");
+    }
+    let audited: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT target, action, count(*) FROM audit_log WHERE target LIKE 'booking:%'
+         GROUP BY target, action",
+    )
+    .fetch_all(&world.pool)
+    .await
+    .unwrap();
+    let times = |id: &Uuid, action: &str| {
+        audited
+            .iter()
+            .find(|(t, a, _)| *t == format!("booking:{id}") && a == action)
+            .map_or(0, |(_, _, n)| *n)
+    };
+    for id in &holds {
+        assert_eq!(times(id, "booking.held"), 1, "booking {id} held");
+        let want = i64::from(status[id] == "confirmed");
+        assert_eq!(
+            times(id, "booking.confirmed"),
+            want,
+            "booking {id} confirmed"
+        );
+    }
+    assert!(
+        audited.iter().all(|(_, _, n)| *n == 1),
+        "no event recorded twice: {audited:?}"
+    );
+    let verified = world.command(&["audit", "verify"]).status().unwrap();
+    assert!(verified.success(), "the chain is intact");
+}
