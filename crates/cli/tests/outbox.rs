@@ -288,3 +288,101 @@ async fn a_server_killed_mid_confirmations_loses_no_side_effect_and_repeats_none
     let verified = world.command(&["audit", "verify"]).status().unwrap();
     assert!(verified.success(), "the chain is intact");
 }
+
+#[tokio::test]
+async fn holds_expire_with_web_instances_doing_no_background_work_and_a_worker_beside_them() {
+    let database_url = clubpulse_storage::testing::fresh_database().await;
+    let world = World {
+        pool: PgPool::connect(&database_url).await.unwrap(),
+        database_url,
+        prefix: format!("test:{}:", Uuid::new_v4().simple()),
+    };
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = world.command(&["serve"]);
+    serve
+        .env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"))
+        .env("CLUBPULSE_WORKER", "off")
+        .env("CLUBPULSE_HOLD_SECONDS", "2");
+    let mut server = serve.spawn().unwrap();
+    let mut worker = world
+        .command(&["worker"])
+        .env("CLUBPULSE_SWEEP_INTERVAL_MS", "200")
+        .spawn()
+        .unwrap();
+    wait_ready(&base).await;
+    let status = world
+        .command(&[
+            "user",
+            "create",
+            "--email",
+            "staff@outbox.test",
+            "--password",
+            "a strong password",
+            "--role",
+            "admin",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let client = reqwest::Client::new();
+    let admin = login(&client, &base, "staff@outbox.test", "a strong password").await;
+    let club: Value = client
+        .post(format!("{base}/api/v1/clubs"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Sweep Club", "timezone": "Europe/Madrid"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let court: Value = client
+        .post(format!("{base}/api/v1/facilities"))
+        .bearer_auth(&admin)
+        .json(&json!({"club_id": club["id"], "name": "Court 1", "sport": "padel"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let held: Value = client
+        .post(format!("{base}/api/v1/bookings"))
+        .bearer_auth(&admin)
+        .json(&json!({"facility_id": court["id"], "start": madrid(1, 10), "end": madrid(1, 11)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id: Uuid = held["id"].as_str().unwrap().parse().unwrap();
+
+    // Nobody asks about the hold again: the worker's sweeper expires it, and its relay records it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (status,): (String,) = sqlx::query_as("SELECT status FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_one(&world.pool)
+            .await
+            .unwrap();
+        let expired_events = world
+            .count(&format!(
+                "SELECT count(*) FROM audit_log WHERE action = 'booking.expired' AND target = 'booking:{id}'"
+            ))
+            .await;
+        if status == "expired" && expired_events == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hold is still {status}, its expiry chained {expired_events} times"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for child in [&mut server, &mut worker] {
+        signal(child, Signal::SIGTERM);
+        assert!(child.wait().unwrap().success());
+    }
+}
