@@ -9,8 +9,9 @@ use clubpulse_domain::{
     CancellationPolicy, ClubName, DisplayName, Email, FacilityInput, NewFacility, Password, Role,
     TimeZone,
 };
-use clubpulse_http::{App, load_search, passwords::Passwords};
+use clubpulse_http::{App, load_search};
 use clubpulse_jobs::{DeadSelector, JobId, WorkerPool};
+use clubpulse_passwords::Passwords;
 use clubpulse_search::EmbeddingService;
 use clubpulse_state::{RedisOptions, StateBackends};
 use clubpulse_storage::{

@@ -16,7 +16,9 @@ use clubpulse_search::{EmbeddingOptions, EmbeddingService};
 
 use clubpulse_booking::{Bookings, relay::Relay};
 
-use crate::{ApiError, middleware, passwords::Passwords, routes};
+use clubpulse_passwords::Passwords;
+
+use crate::{ApiError, middleware, routes};
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]

@@ -11,8 +11,8 @@
 //! - [`limits`]: rate limits per IP, per account and per member, and the client IP.
 //! - [`middleware`]: request ids, request logging, security headers, and the problem+json safety net.
 //! - [`parse`]: request parsing shared by the routes (instants, ranges, spans, page sizes).
-//! - [`passwords`]: argon2id hashing on the blocking pool.
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
+//! - [`views`]: response shapes shared by several areas.
 
 pub mod app;
 pub mod error;
@@ -20,8 +20,8 @@ pub mod extract;
 pub mod limits;
 pub mod middleware;
 pub mod parse;
-pub mod passwords;
 pub mod routes;
+pub mod views;
 
 pub use app::{App, AppState, load_search};
 pub use error::ApiError;

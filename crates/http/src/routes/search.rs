@@ -26,7 +26,7 @@ use crate::{
     ApiError, AppState,
     error::responses::ProblemResponses,
     extract::{ApiPath, ApiQuery, CurrentUser},
-    routes::facilities::FacilityView,
+    views::FacilityView,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {

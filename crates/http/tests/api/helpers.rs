@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 
 use clubpulse_config::{Config, Secret};
 use clubpulse_domain::{DisplayName, Email, Role};
-use clubpulse_http::{App, passwords::Passwords};
+use clubpulse_http::App;
+use clubpulse_passwords::Passwords;
 use clubpulse_state::{RedisConn, RedisOptions, StateBackends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};

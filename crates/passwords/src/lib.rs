@@ -1,4 +1,4 @@
-//! Password hashing: argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane), run on the
+//! Club Pulse password hashing: argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane), run on the
 //! blocking pool so a login never stalls the async workers, and bounded so a burst of logins cannot
 //! take more than a few hashes' worth of memory at once.
 
