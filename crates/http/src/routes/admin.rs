@@ -262,29 +262,7 @@ async fn rotate_api_key(
             "must be between 0 and 2592000",
         ));
     }
-    let old = api_keys::find(&app.db, id)
-        .await?
-        .ok_or_else(key_not_found)?;
-    if old.expires_at.is_some_and(|at| at <= Utc::now()) || old.rotated_to.is_some() {
-        return Err(ApiError::conflict(
-            "api_key_inactive",
-            "this key is revoked, expired or already rotated",
-        ));
-    }
-    let new = issue(&app, &old.name, &old.scopes, admin.id).await?;
-    if !api_keys::expire(
-        &app.db,
-        id,
-        Utc::now() + Duration::seconds(grace),
-        Some(new.key.id),
-    )
-    .await?
-    {
-        return Err(ApiError::conflict(
-            "api_key_inactive",
-            "this key expired while being rotated",
-        ));
-    }
+    let new = rotate(&app, id, Duration::seconds(grace), admin.id).await?;
     tracing::info!(admin.id = %admin.id, api_key.id = %id, new_key.id = %new.key.id, "API key rotated");
     app.audit
         .record(
@@ -295,4 +273,25 @@ async fn rotate_api_key(
         )
         .await;
     Ok((StatusCode::CREATED, Json(new)))
+}
+
+/// Issues a key with the same name and scopes as `id`, which keeps working for `grace`.
+async fn rotate(
+    app: &AppState,
+    id: Uuid,
+    grace: Duration,
+    admin_id: Uuid,
+) -> Result<NewApiKeyView, ApiError> {
+    let inactive = |detail: &'static str| ApiError::conflict("api_key_inactive", detail);
+    let old = api_keys::find(&app.db, id)
+        .await?
+        .ok_or_else(key_not_found)?;
+    if old.expires_at.is_some_and(|at| at <= Utc::now()) || old.rotated_to.is_some() {
+        return Err(inactive("this key is revoked, expired or already rotated"));
+    }
+    let new = issue(app, &old.name, &old.scopes, admin_id).await?;
+    if !api_keys::expire(&app.db, id, Utc::now() + grace, Some(new.key.id)).await? {
+        return Err(inactive("this key expired while being rotated"));
+    }
+    Ok(new)
 }

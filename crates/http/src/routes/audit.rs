@@ -92,13 +92,21 @@ async fn list_audit(
     Admin(_admin): Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid_field(
-            "limit",
-            "must be between 1 and 200",
-        ));
-    }
+    let limit = crate::parse::limit("limit", query.limit, 50, 200)?;
+    let filter = filter(query)?;
+    let rows = listing::list(&app.db, &filter, limit)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
+    let next_before = full.then(|| rows.last().map(|r| r.seq)).flatten();
+    Ok(Json(AuditPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_before,
+    }))
+}
+
+/// The listing's filter from a query, each bad value a 422 naming its field.
+fn filter(query: AuditQuery) -> Result<listing::Filter, ApiError> {
     if let Some(action) = &query.action
         && (action.is_empty()
             || action.len() > 64
@@ -116,20 +124,11 @@ async fn list_audit(
     {
         return Err(ApiError::invalid_field("to", "must be after from"));
     }
-    let filter = listing::Filter {
+    Ok(listing::Filter {
         actor_id: query.actor,
         action: query.action,
         from: query.from,
         to: query.to,
         before_seq: query.before,
-    };
-    let rows = listing::list(&app.db, &filter, limit)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-    let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;
-    let next_before = full.then(|| rows.last().map(|r| r.seq)).flatten();
-    Ok(Json(AuditPage {
-        items: rows.into_iter().map(Into::into).collect(),
-        next_before,
-    }))
+    })
 }

@@ -11,7 +11,7 @@ use clubpulse_audit::{AuditEvent, action};
 use clubpulse_domain::{DisplayName, Email, Password, Role, Validation};
 use clubpulse_mail::{PasswordReset, Template};
 use clubpulse_state::{NewSession, SessionRecord, SessionToken, TokenPurpose};
-use clubpulse_storage::users;
+use clubpulse_storage::users::{self, User};
 use clubpulse_workers::SendMail;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -134,20 +134,45 @@ async fn login(
     // Per IP and per account, whether or not the account exists, before any password is checked.
     limits::check(&app, Policy::LoginIp, &ip.to_string(), true).await?;
     limits::check(&app, Policy::LoginAccount, email.as_str(), true).await?;
-    if body.password.is_empty() || body.password.len() > 4 * Password::MAX_CHARS {
+    let user = authenticate(&app, &email, body.password, ip).await?;
+    let (token, session) = open_session(&app, &user, user_agent, ip).await?;
+    let sessions = &app.config.sessions;
+    let cookie = session_cookie(
+        token.expose(),
+        sessions.absolute_seconds,
+        sessions.cookie_secure,
+    );
+    let body = LoginResponse {
+        token: token.expose().to_owned(),
+        expires_at: session.absolute_expires_at,
+        idle_timeout_seconds: sessions.idle_seconds,
+        user: user.into(),
+    };
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// The account whose password this is; a wrong e-mail or password is 401 `invalid_credentials`
+/// (the same answer and about the same time for both), a banned account 403 `account_banned`.
+/// Refusals are audited.
+async fn authenticate(
+    app: &AppState,
+    email: &Email,
+    password: String,
+    ip: std::net::IpAddr,
+) -> Result<User, ApiError> {
+    if password.is_empty() || password.len() > 4 * Password::MAX_CHARS {
         return Err(ApiError::invalid_field(
             "password",
             "must be between 1 and 128 characters",
         ));
     }
-    let found = users::find_credentials(&app.db, &email).await?;
-    let (user, stored) = match found {
+    let (user, stored) = match users::find_credentials(&app.db, email).await? {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
     let matches = app
         .passwords
-        .verify(body.password, stored)
+        .verify(password, stored)
         .await
         .map_err(ApiError::internal)?;
     let refused = |actor: Option<Uuid>, reason: &str| {
@@ -173,6 +198,16 @@ async fn login(
         app.audit.record(refused(Some(user.id), "banned")).await;
         return Err(ApiError::forbidden("this account has been banned").with_code("account_banned"));
     }
+    Ok(user)
+}
+
+/// A new session for `user`, with a fresh token, audited.
+async fn open_session(
+    app: &AppState,
+    user: &User,
+    user_agent: Option<String>,
+    ip: std::net::IpAddr,
+) -> Result<(SessionToken, SessionRecord), ApiError> {
     let sessions = &app.config.sessions;
     let token = SessionToken::generate();
     let session = app
@@ -198,18 +233,7 @@ async fn login(
                 .ip(ip),
         )
         .await;
-    let cookie = session_cookie(
-        token.expose(),
-        sessions.absolute_seconds,
-        sessions.cookie_secure,
-    );
-    let body = LoginResponse {
-        token: token.expose().to_owned(),
-        expires_at: session.absolute_expires_at,
-        idle_timeout_seconds: sessions.idle_seconds,
-        user: user.into(),
-    };
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    Ok((token, session))
 }
 
 fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
@@ -397,12 +421,7 @@ async fn change_password(
         .await
         .map_err(ApiError::internal)?;
     users::set_password(&app.db, user.id, &hash).await?;
-    let mut ended = 0;
-    for session in app.state.sessions.list_for_user(user.id).await? {
-        if session.id != current && app.state.sessions.revoke(user.id, session.id).await? {
-            ended += 1;
-        }
-    }
+    let ended = end_sessions_but(&app, user.id, current).await?;
     tracing::info!(user.id = %user.id, sessions = ended, "password changed; other sessions ended");
     app.audit
         .record(
@@ -454,24 +473,7 @@ async fn request_password_reset(
             return Ok(StatusCode::ACCEPTED);
         }
     };
-    let token = SessionToken::generate();
-    let ttl = app.config.sessions.password_reset_ttl();
-    app.state
-        .tokens
-        .issue(TokenPurpose::PasswordReset, &token.hash(), user.id, ttl)
-        .await?;
-    let mail = SendMail {
-        to: user.email.clone(),
-        message_key: format!("password-reset-{}", Uuid::now_v7()),
-        template: Template::PasswordReset(PasswordReset {
-            display_name: user.name.clone(),
-            token: token.expose().to_owned(),
-            expires_in_minutes: u32::try_from(app.config.sessions.password_reset_minutes)
-                .unwrap_or(u32::MAX),
-        }),
-    };
-    app.jobs.push(&mail).await?;
-    tracing::info!(user.id = %user.id, "password reset link queued");
+    send_reset_link(&app, &user).await?;
     app.audit
         .record(
             requested
@@ -507,29 +509,14 @@ async fn confirm_password_reset(
     // Checked before the token is spent, so a too-short password costs no second e-mail.
     let password = Password::try_from(body.password)
         .map_err(|e| ApiError::validation(vec![e.within("password")]))?;
-    let invalid = || {
-        ApiError::bad_request(
-            "reset_token_invalid",
-            "this reset link is unknown, used or expired; ask for a new one",
-        )
-    };
-    if body.token.is_empty() || body.token.len() > 256 {
-        return Err(invalid());
-    }
-    let token = SessionToken::from_client(&body.token);
-    let user_id = app
-        .state
-        .tokens
-        .take(TokenPurpose::PasswordReset, &token.hash())
-        .await?
-        .ok_or_else(invalid)?;
+    let user_id = take_reset_token(&app, &body.token).await?;
     let hash = app
         .passwords
         .hash(password.expose().to_owned())
         .await
         .map_err(ApiError::internal)?;
     if !users::set_password(&app.db, user_id, &hash).await? {
-        return Err(invalid());
+        return Err(reset_token_invalid());
     }
     let ended = app.state.sessions.revoke_all(user_id).await?;
     tracing::info!(user.id = %user_id, sessions = ended, "password reset; every session ended");
@@ -543,4 +530,58 @@ async fn confirm_password_reset(
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Ends every session of a user but `keep`; returns how many it ended.
+async fn end_sessions_but(app: &AppState, user_id: Uuid, keep: Uuid) -> Result<usize, ApiError> {
+    let mut ended = 0;
+    for session in app.state.sessions.list_for_user(user_id).await? {
+        if session.id != keep && app.state.sessions.revoke(user_id, session.id).await? {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+/// Issues a single-use reset token and queues the e-mail carrying its link.
+async fn send_reset_link(app: &AppState, user: &User) -> Result<(), ApiError> {
+    let token = SessionToken::generate();
+    let ttl = app.config.sessions.password_reset_ttl();
+    app.state
+        .tokens
+        .issue(TokenPurpose::PasswordReset, &token.hash(), user.id, ttl)
+        .await?;
+    let mail = SendMail {
+        to: user.email.clone(),
+        message_key: format!("password-reset-{}", Uuid::now_v7()),
+        template: Template::PasswordReset(PasswordReset {
+            display_name: user.name.clone(),
+            token: token.expose().to_owned(),
+            expires_in_minutes: u32::try_from(app.config.sessions.password_reset_minutes)
+                .unwrap_or(u32::MAX),
+        }),
+    };
+    app.jobs.push(&mail).await?;
+    tracing::info!(user.id = %user.id, "password reset link queued");
+    Ok(())
+}
+
+fn reset_token_invalid() -> ApiError {
+    ApiError::bad_request(
+        "reset_token_invalid",
+        "this reset link is unknown, used or expired; ask for a new one",
+    )
+}
+
+/// Spends a reset token: the account it was issued for, or 400 `reset_token_invalid`.
+async fn take_reset_token(app: &AppState, raw: &str) -> Result<Uuid, ApiError> {
+    if raw.is_empty() || raw.len() > 256 {
+        return Err(reset_token_invalid());
+    }
+    let token = SessionToken::from_client(raw);
+    app.state
+        .tokens
+        .take(TokenPurpose::PasswordReset, &token.hash())
+        .await?
+        .ok_or_else(reset_token_invalid)
 }
