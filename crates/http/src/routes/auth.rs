@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
-    error::responses::ProblemResponses,
+    error::{StatePart, responses::ProblemResponses},
     extract::{ApiJson, ApiPath, CurrentUser, SESSION_COOKIE, UserAgent},
     limits::{self, ClientIp, Policy},
 };
@@ -459,7 +459,8 @@ async fn request_password_reset(
     app.state
         .tokens
         .issue(TokenPurpose::PasswordReset, &token.hash(), user.id, ttl)
-        .await?;
+        .await
+        .map_err(|e| ApiError::state(StatePart::OneTimeTokens, e))?;
     let mail = SendMail {
         to: user.email.clone(),
         message_key: format!("password-reset-{}", Uuid::now_v7()),
@@ -521,7 +522,8 @@ async fn confirm_password_reset(
         .state
         .tokens
         .take(TokenPurpose::PasswordReset, &token.hash())
-        .await?
+        .await
+        .map_err(|e| ApiError::state(StatePart::OneTimeTokens, e))?
         .ok_or_else(invalid)?;
     let hash = app
         .passwords

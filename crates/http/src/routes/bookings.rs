@@ -173,7 +173,8 @@ async fn hold(
         series_id,
         max_active_holds: i64::from(app.config.booking.max_active_holds),
     };
-    match bookings::create_hold(&app.db, &new).await {
+    // hold_slot is one transaction: a deadlock with a rival is retried, not reported as a clash.
+    match clubpulse_storage::retry_contended(|| bookings::create_hold(&app.db, &new)).await {
         Ok((booking, expired)) => {
             if !expired.is_empty() {
                 engine::after_commit(app, ctx, &expired, BookingEventKind::Expired, None).await;
@@ -652,7 +653,12 @@ async fn popular_times(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Vec<PopularTime>>, ApiError> {
     engine::load(&app.db, id).await?;
-    let top: Vec<PopularSlot> = app.state.popularity.top(id, 24).await?;
+    let top: Vec<PopularSlot> = app
+        .state
+        .popularity
+        .top(id, 24)
+        .await
+        .map_err(|e| ApiError::state(crate::error::StatePart::PopularTimes, e))?;
     Ok(Json(
         top.into_iter()
             .map(|p| PopularTime {
