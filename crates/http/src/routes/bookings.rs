@@ -1,7 +1,7 @@
 //! Bookings: holds, confirmation, cancellation, weekly series, availability and popular times.
 
 use axum::{Json, extract::State, http::StatusCode};
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
 use clubpulse_domain::{
     BookingEventKind, BookingStatus, BookingWindow, FieldError, TimeRange, Validation, Weeks,
 };
@@ -88,14 +88,23 @@ impl From<Booking> for BookingView {
 
 /// Parses an RFC 3339 instant; a time without an offset is refused, since it names no instant.
 pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
-    DateTime::<FixedOffset>::parse_from_rfc3339(raw.trim())
+    let t = DateTime::<FixedOffset>::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             FieldError::new(
                 field,
                 "must be an RFC 3339 time with an offset, e.g. 2026-05-01T18:00:00+02:00",
             )
-        })
+        })?;
+    // 0001-01-01T00:00:00+14:00 is year 0 in UTC, 9999-12-31T23:00:00-14:00 year 10000: neither
+    // could be written back in RFC 3339.
+    if !(1..=9999).contains(&t.year()) {
+        return Err(FieldError::new(
+            field,
+            "must fall between the years 0001 and 9999 in UTC",
+        ));
+    }
+    Ok(t)
 }
 
 /// Parses `start` and `end` into a non-empty range; an empty or reversed one is 422 `invalid_range`.
@@ -250,6 +259,7 @@ pub struct CreateRecurring {
     pub start: String,
     pub end: String,
     /// 1 to 26.
+    #[schema(minimum = 1, maximum = 26)]
     pub weeks: i64,
 }
 
@@ -345,8 +355,10 @@ async fn create_recurring(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most this many, newest first (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 
@@ -518,6 +530,7 @@ async fn cancel_booking(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// RFC 3339 with an offset; default now.
     pub from: Option<String>,
@@ -581,6 +594,7 @@ async fn facility_availability(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BatchQuery {
     /// Comma-separated facility ids, at most 50.
     pub facility_ids: String,
