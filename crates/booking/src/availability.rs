@@ -299,6 +299,10 @@ impl Bookings {
         facility_id: Uuid,
     ) -> Result<Vec<clubpulse_state::PopularSlot>> {
         context::load(self.db(), facility_id).await?;
-        Ok(self.state().popularity.top(facility_id, 24).await?)
+        self.state()
+            .popularity
+            .top(facility_id, 24)
+            .await
+            .map_err(crate::BookingError::PopularTimes)
     }
 }

@@ -33,6 +33,11 @@ pub enum BookingError {
     Conflict { code: &'static str, detail: String },
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The popular-times counters are unreachable (the one shared-state part a request cannot do
+    /// without; the availability cache falls back to PostgreSQL).
+    #[error("popular times: {0}")]
+    PopularTimes(StateError),
+    /// Shared state failed in background work (the relay's invalidation or hold mirror).
     #[error(transparent)]
     State(#[from] StateError),
     /// Stored data the service cannot read (a facility with an unknown time zone, say).

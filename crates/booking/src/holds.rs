@@ -61,8 +61,10 @@ impl Bookings {
                 }
             };
             if let Err(
-                err
-                @ (BookingError::Storage(_) | BookingError::State(_) | BookingError::Corrupt(_)),
+                err @ (BookingError::Storage(_)
+                | BookingError::State(_)
+                | BookingError::PopularTimes(_)
+                | BookingError::Corrupt(_)),
             ) = outcome
             {
                 return Err(err);
@@ -102,7 +104,8 @@ impl Bookings {
             series_id,
             max_active_holds: i64::from(rules.max_active_holds),
         };
-        match bookings::create_hold(self.db(), &new).await {
+        // hold_slot is one transaction: a deadlock with a rival is retried, not reported as a clash.
+        match clubpulse_storage::retry_contended(|| bookings::create_hold(self.db(), &new)).await {
             Ok((booking, mut expired)) => {
                 expired.push(booking);
                 self.settle(ctx, &expired).await?;

@@ -247,7 +247,10 @@ impl IntoResponse for ApiError {
 
 impl From<clubpulse_storage::StorageError> for ApiError {
     fn from(err: clubpulse_storage::StorageError) -> Self {
-        use clubpulse_storage::{Conflict, StorageError};
+        use clubpulse_storage::{Conflict, Invalid, StorageError};
+        let unprocessable = |code: &'static str, detail: &str| {
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+        };
         match err {
             StorageError::Conflict(Conflict::EmailTaken) => {
                 Self::conflict("email_taken", "an account with this e-mail already exists")
@@ -259,26 +262,104 @@ impl From<clubpulse_storage::StorageError> for ApiError {
                 "facility_name_taken",
                 "this club already has a facility with this name",
             ),
+            StorageError::Conflict(Conflict::Duplicate) => {
+                Self::conflict("already_exists", "this clashes with something that exists")
+            }
+            StorageError::MissingReference("referenced row") => unprocessable(
+                "missing_reference",
+                "the request refers to something that does not exist",
+            ),
             StorageError::MissingReference(what) => {
                 Self::invalid_field(&format!("{what}_id"), format!("no such {what}"))
             }
-            StorageError::Database(sqlx::Error::PoolTimedOut) => Self::unavailable(
+            StorageError::Invalid(Invalid::Constraint) => unprocessable(
+                "constraint_violated",
+                "a value breaks a rule of what can be stored",
+            ),
+            StorageError::Invalid(Invalid::Text) => unprocessable(
+                "invalid_text",
+                "a text contains a character that cannot be stored (a NUL, say)",
+            ),
+            StorageError::Invalid(Invalid::Format) => unprocessable(
+                "invalid_value",
+                "a value is not of the form or range its type allows",
+            ),
+            StorageError::Invalid(Invalid::OutOfRange) => {
+                unprocessable("number_out_of_range", "a number is out of its range")
+            }
+            StorageError::Invalid(Invalid::TooLong) => {
+                unprocessable("value_too_long", "a value is longer than can be stored")
+            }
+            StorageError::Contention(sqlstate) => Self::unavailable(
+                "database_contention",
+                "the request collided with another one; try again",
+                anyhow::anyhow!("transaction aborted (SQLSTATE {sqlstate}) after retries"),
+            )
+            .with_headers([(header::RETRY_AFTER, HeaderValue::from_static("1"))]),
+            StorageError::Unavailable(cause) => Self::unavailable(
                 "database_unavailable",
                 "the database is busy or unreachable; try again shortly",
-                anyhow::anyhow!("database pool timed out"),
-            ),
+                anyhow::Error::new(cause),
+            )
+            .with_headers([(header::RETRY_AFTER, HeaderValue::from_static("1"))]),
             other => Self::internal(other),
         }
     }
 }
 
-impl From<clubpulse_state::StateError> for ApiError {
-    fn from(err: clubpulse_state::StateError) -> Self {
+/// A part of the shared state (Redis, or its in-process twin), as a 503 names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatePart {
+    Sessions,
+    RateLimits,
+    AvailabilityCache,
+    PopularTimes,
+    HoldMirror,
+    OneTimeTokens,
+}
+
+impl StatePart {
+    /// The stable code of this part's 503.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Sessions => "sessions_unavailable",
+            Self::RateLimits => "rate_limiter_unavailable",
+            Self::AvailabilityCache => "availability_cache_unavailable",
+            Self::PopularTimes => "popular_times_unavailable",
+            Self::HoldMirror => "hold_mirror_unavailable",
+            Self::OneTimeTokens => "one_time_tokens_unavailable",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sessions => "session storage",
+            Self::RateLimits => "the rate limiter",
+            Self::AvailabilityCache => "the availability cache",
+            Self::PopularTimes => "the popular-times counters",
+            Self::HoldMirror => "the hold mirror",
+            Self::OneTimeTokens => "the one-time token store",
+        }
+    }
+}
+
+impl ApiError {
+    /// 503 naming the shared-state part that failed; the cause goes to the log only.
+    pub fn state(part: StatePart, err: clubpulse_state::StateError) -> Self {
         Self::unavailable(
-            "state_unavailable",
-            "session storage is unreachable; try again shortly",
+            part.code(),
+            format!("{} is unreachable; try again shortly", part.name()),
             err.into(),
         )
+        .with_headers([(header::RETRY_AFTER, HeaderValue::from_static("1"))])
+    }
+}
+
+/// A bare `?` on a state call is a session call (most are); other parts say which they are with
+/// [`ApiError::state`].
+impl From<clubpulse_state::StateError> for ApiError {
+    fn from(err: clubpulse_state::StateError) -> Self {
+        Self::state(StatePart::Sessions, err)
     }
 }
 
@@ -312,7 +393,8 @@ impl From<clubpulse_booking::BookingError> for ApiError {
             .with("alternatives", serde_json::json!(alternatives)),
             BookingError::Conflict { code, detail } => Self::conflict(code, detail),
             BookingError::Storage(err) => err.into(),
-            BookingError::State(err) => err.into(),
+            BookingError::PopularTimes(err) => Self::state(StatePart::PopularTimes, err),
+            BookingError::State(err) => Self::internal(err),
             BookingError::Corrupt(detail) => Self::internal(anyhow::anyhow!(detail)),
         }
     }

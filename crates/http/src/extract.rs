@@ -57,6 +57,12 @@ where
 }
 
 /// Parses a JSON body, telling syntax errors (400) from shape errors (422, with the field's path).
+///
+/// Text that PostgreSQL cannot store, or that no client means to send, is refused here, before any
+/// handler sees it: a control character (a NUL above all: `\u0000` is valid JSON, but PostgreSQL
+/// refuses it in `text` and `jsonb`) anywhere in a string or an object key is 422
+/// `validation_failed` naming the field. Tab, line feed and carriage return are allowed in values
+/// (a multi-line description), never in keys.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let malformed = |err: serde_json::Error| {
         ApiError::bad_request(
@@ -64,19 +70,72 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             format!("the body is not valid JSON: {err}"),
         )
     };
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|err| {
+        // A body that is JSON but of the wrong shape is impossible here (any JSON is a Value),
+        // so every error is a syntax error.
+        malformed(err)
+    })?;
+    let mut path = String::new();
+    if let Some(problem) = control_characters(&value, &mut path) {
+        return Err(problem);
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        if inner.classify() == serde_json::error::Category::Data {
-            let field = if path == "." { String::new() } else { path };
-            ApiError::invalid_field(&field, strip_position(&inner.to_string()))
-        } else {
-            malformed(inner)
-        }
-    })?;
-    de.end().map_err(malformed)?;
-    Ok(value)
+        let field = if path == "." { String::new() } else { path };
+        ApiError::invalid_field(&field, strip_position(&inner.to_string()))
+    })
+}
+
+/// Whether a character may appear in a JSON string value: anything but control characters,
+/// except tab, line feed and carriage return.
+fn allowed_in_value(c: char) -> bool {
+    !c.is_control() || matches!(c, '\t' | '\n' | '\r')
+}
+
+/// The first string or key of `value` holding a control character, as a 422 naming its path.
+fn control_characters(value: &serde_json::Value, path: &mut String) -> Option<ApiError> {
+    use serde_json::Value;
+    let refuse = |path: &str, c: char, what: &str| {
+        let field = if path.is_empty() { "." } else { path };
+        ApiError::invalid_field(
+            field,
+            format!(
+                "{what} must not contain control characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        )
+    };
+    match value {
+        Value::String(text) => text
+            .chars()
+            .find(|c| !allowed_in_value(*c))
+            .map(|c| refuse(path, c, "the text")),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = control_characters(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Object(members) => members.iter().find_map(|(key, item)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            if let Some(c) = key.chars().find(|c| c.is_control()) {
+                path.push_str(&key.escape_default().to_string());
+                let found = refuse(path, c, "a key");
+                path.truncate(len);
+                return Some(found);
+            }
+            path.push_str(key);
+            let found = control_characters(item, path);
+            path.truncate(len);
+            found
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
 }
 
 /// serde's messages end in "at line 1 column 17", which means nothing once the field is named.
@@ -387,6 +446,42 @@ mod tests {
         let err = parse_json::<Body>(b"{\"name\": \"a\", \"slots\": 1} trailing").unwrap_err();
         assert_eq!(err.status().as_u16(), 400);
         assert!(parse_json::<Body>(b"{\"name\": \"a\", \"slots\": 1}").is_ok());
+    }
+
+    #[test]
+    fn control_characters_anywhere_are_422_naming_the_field() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Free {
+            name: String,
+            specifications: serde_json::Value,
+        }
+        for (body, field) in [
+            (r#"{"name": "a\u0000b", "specifications": {}}"#, "name"),
+            (
+                r#"{"name": "a", "specifications": {"surface": "cl\u0000ay"}}"#,
+                "specifications.surface",
+            ),
+            (
+                r#"{"name": "a", "specifications": {"amenities": ["ok", "\u001b[31m"]}}"#,
+                "specifications.amenities[1]",
+            ),
+            (
+                r#"{"name": "a", "specifications": {"k\u0000": 1}}"#,
+                "specifications.k\\u{0}",
+            ),
+            (r#"{"name": "\u007f", "specifications": {}}"#, "name"),
+        ] {
+            let err = parse_json::<Free>(body.as_bytes()).unwrap_err();
+            assert_eq!(
+                (err.status().as_u16(), err.code()),
+                (422, "validation_failed"),
+                "{body}"
+            );
+            assert!(err.describe().1.starts_with(field), "{body}: {err:?}");
+        }
+        let ok = parse_json::<Free>(br#"{"name": "a\tb\nc", "specifications": {"x": "y\r\n"}}"#);
+        assert!(ok.is_ok());
     }
 
     #[test]

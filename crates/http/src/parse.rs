@@ -2,28 +2,38 @@
 //! 422 naming its field.
 
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Utc};
 use clubpulse_domain::{FieldError, TimeRange, Validation};
 
 use crate::ApiError;
 
-/// Parses an RFC 3339 instant; a time without an offset is refused, since it names no instant.
-pub fn instant(field: &str, raw: &str) -> Result<DateTime<Utc>, FieldError> {
-    DateTime::<FixedOffset>::parse_from_rfc3339(raw.trim())
+/// Parses an RFC 3339 instant; a time without an offset is refused, since it names no instant. The
+/// error names no field: the caller's `Validation::check` adds it.
+pub fn instant(raw: &str) -> Result<DateTime<Utc>, FieldError> {
+    let t = DateTime::<FixedOffset>::parse_from_rfc3339(raw.trim())
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
             FieldError::new(
-                field,
+                "",
                 "must be an RFC 3339 time with an offset, e.g. 2026-05-01T18:00:00+02:00",
             )
-        })
+        })?;
+    // 0001-01-01T00:00:00+14:00 is year 0 in UTC, 9999-12-31T23:00:00-14:00 year 10000: neither
+    // could be written back in RFC 3339.
+    if !(1..=9999).contains(&t.year()) {
+        return Err(FieldError::new(
+            "",
+            "must fall between the years 0001 and 9999 in UTC",
+        ));
+    }
+    Ok(t)
 }
 
 /// Parses `start` and `end` into a non-empty range; an empty or reversed one is 422 `invalid_range`.
 pub fn instant_range(start: &str, end: &str) -> Result<TimeRange, ApiError> {
     let mut check = Validation::new();
-    let start = check.check("start", instant("start", start));
-    let end = check.check("end", instant("end", end));
+    let start = check.check("start", instant(start));
+    let end = check.check("end", instant(end));
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::validation(check.into_errors()));
     };
@@ -45,10 +55,10 @@ pub fn span(
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let mut check = Validation::new();
     let from = from
-        .map(|f| check.check("from", instant("from", f)))
+        .map(|f| check.check("from", instant(f)))
         .unwrap_or(Some(Utc::now()));
     let to = match (to, from) {
-        (Some(t), _) => check.check("to", instant("to", t)),
+        (Some(t), _) => check.check("to", instant(t)),
         (None, Some(from)) => from.checked_add_signed(Duration::days(7)),
         (None, None) => None,
     };

@@ -232,8 +232,17 @@ impl fmt::Debug for SmtpSink {
 
 /// Spawns the server on `port` and waits for its `ready` line.
 async fn spawn(port: u16, dir: &Path, auth: Option<&str>) -> io::Result<Running> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/smtp_sink.py");
-    let mut command = Command::new("python3");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let script = root.join("scripts/smtp_sink.py");
+    // scripts/setup installs aiosmtpd in the project's virtual environment (Debian's python3
+    // refuses system-wide installs); a machine without one may have it in its own python3.
+    let venv = root.join("var/venv/bin/python3");
+    let python = if venv.exists() {
+        venv.as_os_str().to_owned()
+    } else {
+        "python3".into()
+    };
+    let mut command = Command::new(&python);
     command
         .arg(&script)
         .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--dir"])
@@ -248,7 +257,11 @@ async fn spawn(port: u16, dir: &Path, auth: Option<&str>) -> io::Result<Running>
     let mut child = command.spawn().map_err(|e| {
         io::Error::new(
             e.kind(),
-            format!("cannot run python3 {}: {e}", script.display()),
+            format!(
+                "cannot run {} {}: {e}",
+                Path::new(&python).display(),
+                script.display()
+            ),
         )
     })?;
     let stdout = child

@@ -109,11 +109,13 @@ pub struct NewHold {
 /// Why a hold was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum HoldError {
-    /// The exclusion constraint refused it (or two clashing inserts deadlocked): the slot is taken.
+    /// The exclusion constraint refused it: the slot is taken.
     #[error("the slot is not available")]
     SlotUnavailable,
     #[error("the member already has the maximum number of active holds")]
     TooManyHolds,
+    /// A deadlock or serialization failure is [`StorageError::Contention`] here, never
+    /// `SlotUnavailable`: losing a race for a lock says nothing about the slot.
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -128,12 +130,18 @@ impl From<sqlx::Error> for HoldError {
     }
 }
 
-/// Whether an error means "this time is taken": the exclusion constraint (23P01), or a deadlock
-/// between two transactions inserting clashing bookings (40P01), which PostgreSQL resolves by
-/// aborting one of them.
+impl crate::Retryable for HoldError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Storage(err) if err.is_contention())
+    }
+}
+
+/// Whether an error means "this time is taken": the exclusion constraint (23P01). A deadlock
+/// (40P01) is not: it is retried ([`crate::retry_contended`]), and if it persists answered as
+/// contention.
 pub fn is_overlap(err: &sqlx::Error) -> bool {
     match err {
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("23P01" | "40P01")),
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("23P01"),
         _ => false,
     }
 }

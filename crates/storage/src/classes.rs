@@ -46,6 +46,12 @@ pub enum CreateClassError {
     Storage(#[from] StorageError),
 }
 
+impl crate::Retryable for CreateClassError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Storage(err) if err.is_contention())
+    }
+}
+
 /// What a class is made of, already validated.
 #[derive(Debug, Clone)]
 pub struct NewClass {

@@ -392,7 +392,7 @@ pub async fn add_favorite(
         sqlx::Error::Database(db) if db.constraint() == Some("favorites_user_id_fkey") => {
             StorageError::MissingReference("user")
         }
-        _ => StorageError::Database(err),
+        _ => StorageError::from_sqlx(err),
     })?;
     if !live {
         return Err(StorageError::MissingReference("facility"));

@@ -240,6 +240,7 @@ async fn revoke_api_key(
 #[serde(deny_unknown_fields)]
 pub struct RotateApiKey {
     /// How long the old key keeps working, 0 to 2592000 seconds (default 86400).
+    #[schema(minimum = 0, maximum = 2_592_000)]
     pub grace_seconds: Option<i64>,
 }
 

@@ -22,10 +22,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Only what this account did.
     pub actor: Option<Uuid>,
     /// An action (`auth.login.failed`), or every action under a prefix ending in a dot (`booking.`).
+    #[param(min_length = 1, max_length = 64, pattern = r"^[a-z0-9._]+$")]
     pub action: Option<String>,
     /// From this instant (RFC 3339), inclusive.
     pub from: Option<DateTime<Utc>>,
@@ -34,6 +36,7 @@ pub struct AuditQuery {
     /// Only entries older than this seq: pass the previous page's `next_before`.
     pub before: Option<i64>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
 }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::{
     ApiError, AppState,
-    error::responses::ProblemResponses,
+    error::{StatePart, responses::ProblemResponses},
     extract::{ApiJson, ApiPath, CurrentUser, SESSION_COOKIE, UserAgent},
     limits::{self, ClientIp, Policy},
 };
@@ -550,7 +550,8 @@ async fn send_reset_link(app: &AppState, user: &User) -> Result<(), ApiError> {
     app.state
         .tokens
         .issue(TokenPurpose::PasswordReset, &token.hash(), user.id, ttl)
-        .await?;
+        .await
+        .map_err(|e| ApiError::state(StatePart::OneTimeTokens, e))?;
     let mail = SendMail {
         to: user.email.clone(),
         message_key: format!("password-reset-{}", Uuid::now_v7()),
@@ -582,6 +583,7 @@ async fn take_reset_token(app: &AppState, raw: &str) -> Result<Uuid, ApiError> {
     app.state
         .tokens
         .take(TokenPurpose::PasswordReset, &token.hash())
-        .await?
+        .await
+        .map_err(|e| ApiError::state(StatePart::OneTimeTokens, e))?
         .ok_or_else(reset_token_invalid)
 }

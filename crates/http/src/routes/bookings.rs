@@ -226,6 +226,7 @@ async fn create_recurring(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// At most this many, newest first (1 to 200, default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -297,6 +298,7 @@ async fn cancel_booking(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// RFC 3339 with an offset; default now.
     pub from: Option<String>,
@@ -375,6 +377,7 @@ async fn facility_availability(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct BatchQuery {
     /// Comma-separated facility ids, at most 50.
     pub facility_ids: String,

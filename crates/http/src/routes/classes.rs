@@ -86,6 +86,7 @@ pub struct CreateClass {
     pub start: String,
     pub end: String,
     /// 1 to 10000 places.
+    #[schema(minimum = 1, maximum = 10_000)]
     pub capacity: i64,
 }
 
@@ -119,6 +120,7 @@ async fn create_class(
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ClassQuery {
     /// Only this facility's classes.
     pub facility_id: Option<Uuid>,
@@ -150,6 +152,7 @@ async fn get_class(
 #[serde(deny_unknown_fields)]
 pub struct Enroll {
     /// 1 to 100 places (default 1).
+    #[schema(minimum = 1, maximum = 100)]
     pub spots: Option<i64>,
 }
 

@@ -56,8 +56,10 @@ pub struct CreateClub {
     #[schema(example = "Europe/Madrid")]
     pub timezone: String,
     /// Default 1440 (24 hours), at most 43200.
+    #[schema(minimum = 0, maximum = 43_200)]
     pub free_cancellation_minutes: Option<i64>,
     /// Default 50, from 0 to 100.
+    #[schema(minimum = 0, maximum = 100)]
     pub late_cancellation_fee_percent: Option<i64>,
 }
 

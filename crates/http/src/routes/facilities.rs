@@ -36,8 +36,14 @@ pub struct FacilityFields {
     pub specifications: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub opening_hours: Option<Value>,
+    /// A multiple of 5 from 5 to 480.
+    #[schema(minimum = 5, maximum = 480, multiple_of = 5)]
     pub slot_minutes: Option<i64>,
+    /// 0 to 240.
+    #[schema(minimum = 0, maximum = 240)]
     pub buffer_minutes: Option<i64>,
+    /// 0 to 100000000 (minor units).
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub price_cents: Option<i64>,
     pub currency: Option<String>,
 }
@@ -58,7 +64,7 @@ impl From<FacilityFields> for FacilityInput {
     }
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFacility {
     pub club_id: Uuid,
@@ -66,16 +72,52 @@ pub struct CreateFacility {
     pub fields: FacilityFields,
 }
 
+// The schema of [`CreateFacility`], written out flat rather than derived: the derived one is an
+// `allOf` of `FacilityFields` (which forbids other properties) and `club_id`, which nothing can
+// satisfy.
+/// A new facility: its club and the editable fields, `name` and `sport` required.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CreateFacility)]
+#[allow(dead_code)]
+struct CreateFacilitySchema {
+    club_id: Uuid,
+    name: String,
+    #[schema(example = "padel")]
+    sport: String,
+    description: Option<String>,
+    /// Structured facts: `covered`, `lighting`, `surface`, `capacity`, `amenities`…
+    #[schema(value_type = Option<Object>)]
+    specifications: Option<Value>,
+    /// Per weekday, `[open, close]` pairs in the club's local time (default 07:00–23:00).
+    #[schema(value_type = Option<Object>)]
+    opening_hours: Option<Value>,
+    /// A multiple of 5 from 5 to 480 (default 30).
+    #[schema(minimum = 5, maximum = 480, multiple_of = 5)]
+    slot_minutes: Option<i64>,
+    /// Minutes kept free after each booking, 0 to 240 (default 0).
+    #[schema(minimum = 0, maximum = 240)]
+    buffer_minutes: Option<i64>,
+    /// Price of one slot in the currency's minor unit, 0 to 100000000 (default 0).
+    #[schema(minimum = 0, maximum = 100_000_000)]
+    price_cents: Option<i64>,
+    /// Default `EUR`.
+    currency: Option<String>,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only this club's facilities.
     pub club_id: Option<Uuid>,
     /// Only this sport.
     pub sport: Option<String>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// Rows to skip, 0 to 100000 (default 0).
+    #[param(minimum = 0, maximum = 100_000)]
     pub offset: Option<i64>,
 }
 
@@ -135,7 +177,7 @@ fn facility_not_found() -> ApiError {
 }
 
 /// Creates a facility in a club.
-#[utoipa::path(post, path = "/facilities", tag = "facilities", request_body = CreateFacility,
+#[utoipa::path(post, path = "/facilities", tag = "facilities", request_body = CreateFacilitySchema,
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 201, body = FacilityView), ProblemResponses))]
 async fn create_facility(

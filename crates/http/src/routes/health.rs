@@ -36,8 +36,6 @@ pub struct Check {
     /// Which implementation: `postgres`/`embedded-postgres`, `redis`/`in-process`.
     pub backend: &'static str,
     pub latency_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,11 +62,11 @@ pub struct JobsCheck {
     pub workers: usize,
     /// Jobs running now across those pools.
     pub busy: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// Readiness: whether this instance can serve requests now (database and shared state reachable).
+/// Public, so it names what is down (and which backend it is) but never why: the error itself
+/// goes to the log only.
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
@@ -99,17 +97,18 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
             dead: s.dead,
             workers: s.workers.len(),
             busy: s.busy,
-            error: None,
         },
-        Err(err) => JobsCheck {
-            status: "down",
-            queued: 0,
-            in_flight: 0,
-            dead: 0,
-            workers: 0,
-            busy: 0,
-            error: Some(err.to_string()),
-        },
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: the job queue is unreachable");
+            JobsCheck {
+                status: "down",
+                queued: 0,
+                in_flight: 0,
+                dead: 0,
+                workers: 0,
+                busy: 0,
+            }
+        }
     };
     let up = database.status == "up" && state.status == "up";
     let code = if up {
@@ -136,7 +135,6 @@ fn check(backend: &'static str, started: Instant, result: Result<(), String>) ->
             status: "up",
             backend,
             latency_ms,
-            error: None,
         },
         Err(error) => {
             tracing::warn!(backend, error, "readiness check failed");
@@ -144,7 +142,6 @@ fn check(backend: &'static str, started: Instant, result: Result<(), String>) ->
                 status: "down",
                 backend,
                 latency_ms,
-                error: Some(error),
             }
         }
     }

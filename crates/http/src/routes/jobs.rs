@@ -119,10 +119,13 @@ impl From<DeadJob> for DeadJobView {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct DeadQuery {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// Jobs to skip, 0 to 100000 (default 0).
+    #[param(minimum = 0, maximum = 100_000)]
     pub offset: Option<usize>,
 }
 

@@ -29,6 +29,11 @@ use crate::AppState;
                        with a stable `code`. Authenticate with the session cookie set by login, or \
                        with `Authorization: Bearer <token>`.",
     ),
+    components(schemas(
+        crate::error::Problem,
+        crate::error::ProblemField,
+        search::SearchMode,
+    )),
     modifiers(&SecuritySchemes),
     tags(
         (name = "auth", description = "Accounts and sessions"),
@@ -61,8 +66,66 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Answers every operation may give whatever it does, added to each operation that does not
+/// document them itself: 429 (the per-IP limit applies to every route) and 503 (the database or a
+/// shared-state part is unreachable). Without them a client generator or a fuzzer holding the
+/// server to its document would call a correct answer undocumented.
+fn document_common_responses(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = || {
+        ContentBuilder::new()
+            .schema(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
+            .build()
+    };
+    let common = [
+        (
+            "429",
+            "Rate limited (`rate_limited`), with `Retry-After` and the `RateLimit-*` headers",
+        ),
+        (
+            "503",
+            "A dependency is unreachable; `code` names it (`database_unavailable`, \
+             `database_contention`, `sessions_unavailable`, `rate_limiter_unavailable`, ...)",
+        ),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+            item.head.as_mut(),
+            item.options.as_mut(),
+            item.trace.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for (status, description) in common {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content(crate::error::PROBLEM_JSON, problem())
+                                .build(),
+                        )
+                    });
+            }
+        }
+    }
+}
+
 /// The OpenAPI document and the router it describes.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = routes();
+    document_common_responses(&mut openapi);
+    (router, openapi)
+}
+
+fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(
             "/api/v1",
@@ -87,4 +150,61 @@ pub fn router(state: AppState) -> Router {
     api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
         .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    /// Every `$ref` of a document, with the JSON pointer of where it is.
+    fn refs<'a>(value: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+        match value {
+            Value::Object(members) => {
+                if let Some(Value::String(target)) = members.get("$ref") {
+                    out.push((at.clone(), target));
+                }
+                for (key, member) in members {
+                    refs(member, format!("{at}/{key}"), out);
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    refs(item, format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_ref_of_the_document_resolves() {
+        let doc = serde_json::to_value(super::api().1).unwrap();
+        let mut found = Vec::new();
+        refs(&doc, String::new(), &mut found);
+        assert!(!found.is_empty());
+        let unresolved: Vec<_> = found
+            .iter()
+            .filter(|(_, target)| {
+                target
+                    .strip_prefix('#')
+                    .is_none_or(|pointer| doc.pointer(pointer).is_none())
+            })
+            .collect();
+        assert!(unresolved.is_empty(), "unresolved: {unresolved:?}");
+    }
+
+    #[test]
+    fn every_operation_documents_429_and_503() {
+        let doc = serde_json::to_value(super::api().1).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                for status in ["429", "503"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{method} {path} does not document {status}"
+                    );
+                }
+            }
+        }
+    }
 }

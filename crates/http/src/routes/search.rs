@@ -67,11 +67,13 @@ impl SearchMode {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// What the member is looking for, in their words (Spanish or English), 1 to 256 characters.
-    #[param(example = "pádel techado")]
+    #[param(example = "pádel techado", min_length = 1, max_length = 256)]
     pub q: String,
     /// Results, 1 to 50 (default 10).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<i64>,
     /// Only this sport.
     pub sport: Option<String>,
@@ -317,8 +319,10 @@ pub struct Suggestion {
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SuggestionQuery {
     /// Results, 1 to 50 (default 10).
+    #[param(minimum = 1, maximum = 50)]
     pub limit: Option<i64>,
 }
 

@@ -40,6 +40,11 @@ async fn readiness_fails_when_the_database_is_gone() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["database"]["status"], "down");
+    assert_eq!(body["database"]["backend"], "postgres");
+    // Public: it names what is down, never the error itself.
+    for part in ["database", "state", "jobs"] {
+        assert!(body[part].get("error").is_none(), "{part}: {body}");
+    }
 }
 
 #[tokio::test]
@@ -202,4 +207,104 @@ async fn a_stopped_server_shuts_down_cleanly_and_refuses_new_connections() {
     app.stop().await;
 
     assert!(client.get(&url).send().await.is_err());
+}
+
+/// Every `$ref` in a JSON document, with where it is.
+fn refs(value: &Value, at: String, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(members) => {
+            if let Some(Value::String(target)) = members.get("$ref") {
+                out.push((at.clone(), target.clone()));
+            }
+            for (key, member) in members {
+                refs(member, format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refs(item, format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_ref_of_the_served_openapi_document_resolves() {
+    let app = TestApp::spawn().await;
+
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut found = Vec::new();
+    refs(&doc, String::new(), &mut found);
+    assert!(found.len() > 50, "too few $refs: {}", found.len());
+    let unresolved: Vec<_> = found
+        .iter()
+        .filter(|(_, target)| {
+            target
+                .strip_prefix('#')
+                .is_none_or(|pointer| doc.pointer(pointer).is_none())
+        })
+        .collect();
+    assert!(unresolved.is_empty(), "unresolved $refs: {unresolved:?}");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["429", "503"] {
+                assert!(
+                    operation["responses"][status].is_object(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let name = parameter["name"].as_str().unwrap();
+                if parameter["in"] == "path" {
+                    assert!(
+                        path.contains(&format!("{{{name}}}")),
+                        "{method} {path}: `{name}` is not in the path"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn documented_bounds_are_the_servers_bounds() {
+    let app = TestApp::spawn().await;
+    let admin = app.user(clubpulse_domain::Role::Admin).await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+
+    // Every query parameter with a documented maximum: one above it is refused, the maximum itself
+    // is not refused for being too large.
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(get) = item.get("get") else { continue };
+        if path.contains('{') {
+            continue;
+        }
+        for parameter in get["parameters"].as_array().into_iter().flatten() {
+            let Some(max) = parameter["schema"]["maximum"].as_i64() else {
+                continue;
+            };
+            let name = parameter["name"].as_str().unwrap();
+            let base = if path.ends_with("/search/facilities") {
+                format!("{path}?q=tenis&")
+            } else if path.ends_with("/availability") {
+                continue;
+            } else {
+                format!("{path}?")
+            };
+            let over = app
+                .get(&format!("{base}{name}={}", max + 1), Some(&admin.token))
+                .await;
+            assert_eq!(over.status(), 422, "{path}?{name}={} was accepted", max + 1);
+            let at = app
+                .get(&format!("{base}{name}={max}"), Some(&admin.token))
+                .await;
+            assert_ne!(at.status(), 422, "{path}?{name}={max} was refused");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "only {checked} bounded parameters found");
 }
