@@ -946,39 +946,61 @@ async fn concurrent_checks_on_one_key_admit_exactly_max(state: StateBackends) {
 }
 
 async fn the_rate_limit_window_slides(state: StateBackends) {
+    // Every bound is worked out from when the test saw each call start and end, not from when it
+    // meant to send it: a busy machine that delays a call moves the bounds with it. The window is
+    // long enough that the second pair is still counted when the first has left, unless a single
+    // call is delayed by most of a second.
     let limiter = state.rate_limiter;
-    let limit = Limit::new(4, Duration::from_millis(600));
+    let window = Duration::from_millis(2000);
+    let limit = Limit::new(4, window);
     let key = "user:sliding";
-    let start = tokio::time::Instant::now();
+    // The backends count in whole milliseconds.
+    let slack = Duration::from_millis(5);
+    let now = tokio::time::Instant::now;
 
+    let first_sent = now();
     assert_eq!(admitted(&limiter, key, limit, 2).await, 2);
-    tokio::time::sleep_until(start + Duration::from_millis(350)).await;
+    let first_done = now();
+    tokio::time::sleep_until(first_done + window / 2).await;
+    let second_sent = now();
     assert_eq!(admitted(&limiter, key, limit, 2).await, 2);
+    let second_done = now();
+    let asked = now();
     let refused = check(&limiter, key, limit).await;
+    let answered = now();
     assert!(!refused.allowed, "{refused:?}");
-    // The first two leave at ~600 ms, ~250 ms from now.
-    let retry_after = refused.retry_after.unwrap();
+    // The first pair leaves one window after it was counted.
     assert_within(
-        retry_after,
-        Duration::from_millis(100),
-        Duration::from_millis(260),
+        refused.retry_after.unwrap(),
+        (first_sent + window)
+            .saturating_duration_since(answered)
+            .saturating_sub(slack),
+        (first_done + window).saturating_duration_since(asked) + slack,
         "retry_after",
     );
 
-    // At ~700 ms the first two have left but the two from ~350 ms remain until ~950 ms: a fixed
-    // window would have admitted all four again (or none).
-    tokio::time::sleep_until(start + Duration::from_millis(700)).await;
+    // Once the first pair has left, while the second is still counted: a fixed window would have
+    // admitted all four again (or none).
+    tokio::time::sleep_until(first_done + window + slack).await;
     let first = check(&limiter, key, limit).await;
     assert!(first.allowed, "{first:?}");
     assert_eq!(first.remaining, 1);
     assert!(check(&limiter, key, limit).await.allowed);
+    let asked = now();
     let refused = check(&limiter, key, limit).await;
+    let answered = now();
+    assert!(
+        answered < second_sent + window,
+        "a call took most of a second; the second pair has left before it could be checked"
+    );
     assert!(!refused.allowed, "{refused:?}");
-    // About 250 ms, later by however long the second pair took to be sent on a busy machine.
+    // Now the second pair is the oldest counted.
     assert_within(
         refused.retry_after.unwrap(),
-        Duration::from_millis(50),
-        Duration::from_millis(320),
+        (second_sent + window)
+            .saturating_duration_since(answered)
+            .saturating_sub(slack),
+        (second_done + window).saturating_duration_since(asked) + slack,
         "retry_after",
     );
 }
