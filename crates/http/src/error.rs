@@ -262,14 +262,41 @@ impl From<clubpulse_storage::StorageError> for ApiError {
             StorageError::MissingReference(what) => {
                 Self::invalid_field(&format!("{what}_id"), format!("no such {what}"))
             }
-            StorageError::Database(sqlx::Error::PoolTimedOut) => Self::unavailable(
+            StorageError::Database(err) if connection_failure(&err) => Self::unavailable(
                 "database_unavailable",
                 "the database is busy or unreachable; try again shortly",
-                anyhow::anyhow!("database pool timed out"),
-            ),
+                anyhow::Error::new(err),
+            )
+            .with_headers([retry_after()]),
             other => Self::internal(other),
         }
     }
+}
+
+/// Whether a database error says the database could not be reached or talked to (down,
+/// restarting, out of connections, or it dropped ours) rather than that it refused this request:
+/// the request may well succeed a moment later, so it is a 503 with `Retry-After`, never a 500.
+fn connection_failure(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions. 57P01/57P02: the server is shutting down (admin,
+        // crash); 57P03: it cannot take connections yet (starting up, recovering).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// How long a client should wait before trying a request that met an unavailable dependency.
+fn retry_after() -> (axum::http::HeaderName, HeaderValue) {
+    (
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from_static("2"),
+    )
 }
 
 impl From<clubpulse_state::StateError> for ApiError {
@@ -279,6 +306,7 @@ impl From<clubpulse_state::StateError> for ApiError {
             "session storage is unreachable; try again shortly",
             err.into(),
         )
+        .with_headers([retry_after()])
     }
 }
 
@@ -290,7 +318,8 @@ impl From<clubpulse_jobs::JobError> for ApiError {
                 "jobs_unavailable",
                 "the job queue is unreachable; try again shortly",
                 err.into(),
-            ),
+            )
+            .with_headers([retry_after()]),
             other => Self::internal(anyhow::Error::new(other)),
         }
     }
