@@ -237,6 +237,8 @@ struct Seen {
     /// 503s by problem code.
     unavailable: BTreeMap<String, usize>,
     accepted: Vec<Uuid>,
+    /// Availability reads answered anything but 200.
+    reads_failed: usize,
     /// Answers that broke the contract (a 500, a 503 without `Retry-After`, a hang).
     broken: Vec<String>,
 }
@@ -259,6 +261,9 @@ impl Seen {
         };
         let status = response.status().as_u16();
         *self.statuses.entry(status).or_default() += 1;
+        if what == "availability" && status != 200 {
+            self.reads_failed += 1;
+        }
         let retry_after = response.headers().contains_key("retry-after");
         let body: Value = response.json().await.unwrap_or(Value::Null);
         match status {
@@ -306,8 +311,8 @@ impl Load {
             let token = member.token.clone();
             let facility_id = facility_id.clone();
             let also_fine = also_fine.to_vec();
-            // Each member takes its own hour of the day, a fresh day each time: no two holds of the
-            // load overlap, so a 409 would mean something is wrong with the database's answer.
+            // Each member takes its own hour of the day, a fresh slot each time, so the load's holds
+            // never compete with each other.
             let hour = 8 + u32::try_from(n).unwrap();
             tasks.push(tokio::spawn(async move {
                 // Every slot of this member's hour on 28 days: 56 holds at most.
@@ -386,7 +391,14 @@ impl Load {
                 .expect("the load stops")
                 .unwrap();
         }
-        Arc::try_unwrap(self.seen).unwrap().into_inner().unwrap()
+        let seen = Arc::try_unwrap(self.seen).unwrap().into_inner().unwrap();
+        eprintln!(
+            "load answers by status {:?}, 503s by code {:?}, {} holds accepted",
+            seen.statuses,
+            seen.unavailable,
+            seen.accepted.len()
+        );
+        seen
     }
 }
 
@@ -399,6 +411,7 @@ fn merge(into: &Mutex<Seen>, from: Seen) {
         *seen.unavailable.entry(code).or_default() += n;
     }
     seen.accepted.extend(from.accepted);
+    seen.reads_failed += from.reads_failed;
     seen.broken.extend(from.broken);
 }
 
