@@ -179,50 +179,40 @@ async fn touching_extends_the_idle_deadline_but_never_past_the_absolute_one(stat
 }
 
 async fn an_idle_session_expires(state: StateBackends) {
+    // The idle timeout is long enough for the first touch to land inside it on a busy machine;
+    // the wait after it is measured from when that touch returned, so it is always long enough.
+    let idle = Duration::from_millis(1000);
     let store = state.sessions;
     let token = SessionToken::generate();
     store
-        .create(
-            &token,
-            new_session(Uuid::new_v4(), Duration::from_millis(300), DAY),
-        )
+        .create(&token, new_session(Uuid::new_v4(), idle, DAY))
         .await
         .unwrap();
-    assert!(
-        store
-            .touch(&token.hash(), Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(store.touch(&token.hash(), idle).await.unwrap().is_some());
+    let touched = tokio::time::Instant::now();
 
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep_until(touched + idle + Duration::from_millis(150)).await;
 
-    assert!(
-        store
-            .touch(&token.hash(), Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.touch(&token.hash(), idle).await.unwrap().is_none());
 }
 
 async fn a_session_past_its_absolute_lifetime_expires_even_when_used(state: StateBackends) {
     let store = state.sessions;
     let token = SessionToken::generate();
+    // Used three times well inside its lifetime (bounds that hold on a busy machine), then once
+    // after it: the wait is measured from just after the session was made, so it is long enough.
+    let lifetime = Duration::from_millis(1500);
     store
-        .create(
-            &token,
-            new_session(Uuid::new_v4(), HOUR, Duration::from_millis(400)),
-        )
+        .create(&token, new_session(Uuid::new_v4(), HOUR, lifetime))
         .await
         .unwrap();
+    let created = tokio::time::Instant::now();
     for _ in 0..3 {
         assert!(is_live(&store, &token).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep_until(created + lifetime + Duration::from_millis(150)).await;
 
     assert!(!is_live(&store, &token).await);
 }
