@@ -18,6 +18,10 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// How long a client should wait before retrying a request that met an unavailable dependency:
+/// long enough for a database restart or a Redis failover, short enough not to lose the member.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 /// An RFC 9457 problem document, as sent to clients.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -140,13 +144,17 @@ impl ApiError {
         error
     }
 
-    /// 503: a dependency is unavailable.
+    /// 503: a dependency is unavailable, with `Retry-After`: the same request may well succeed
+    /// once it is back.
     pub fn unavailable(
         code: &'static str,
         detail: impl Into<String>,
         cause: anyhow::Error,
     ) -> Self {
-        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).with_headers([(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        )]);
         error.more.cause = Some(cause);
         error
     }
@@ -266,8 +274,7 @@ impl From<clubpulse_storage::StorageError> for ApiError {
                 "database_unavailable",
                 "the database is busy or unreachable; try again shortly",
                 anyhow::Error::new(err),
-            )
-            .with_headers([retry_after()]),
+            ),
             other => Self::internal(other),
         }
     }
@@ -291,14 +298,6 @@ fn connection_failure(err: &sqlx::Error) -> bool {
     }
 }
 
-/// How long a client should wait before trying a request that met an unavailable dependency.
-fn retry_after() -> (axum::http::HeaderName, HeaderValue) {
-    (
-        axum::http::header::RETRY_AFTER,
-        HeaderValue::from_static("2"),
-    )
-}
-
 impl From<clubpulse_state::StateError> for ApiError {
     fn from(err: clubpulse_state::StateError) -> Self {
         Self::unavailable(
@@ -306,7 +305,6 @@ impl From<clubpulse_state::StateError> for ApiError {
             "session storage is unreachable; try again shortly",
             err.into(),
         )
-        .with_headers([retry_after()])
     }
 }
 
@@ -318,8 +316,7 @@ impl From<clubpulse_jobs::JobError> for ApiError {
                 "jobs_unavailable",
                 "the job queue is unreachable; try again shortly",
                 err.into(),
-            )
-            .with_headers([retry_after()]),
+            ),
             other => Self::internal(anyhow::Error::new(other)),
         }
     }
