@@ -18,6 +18,10 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// How long a client should wait before retrying a request that met an unavailable dependency:
+/// long enough for a database restart or a Redis failover, short enough not to lose the member.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 /// An RFC 9457 problem document, as sent to clients.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -140,13 +144,17 @@ impl ApiError {
         error
     }
 
-    /// 503: a dependency is unavailable.
+    /// 503: a dependency is unavailable, with `Retry-After`: the same request may well succeed
+    /// once it is back.
     pub fn unavailable(
         code: &'static str,
         detail: impl Into<String>,
         cause: anyhow::Error,
     ) -> Self {
-        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).with_headers([(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        )]);
         error.more.cause = Some(cause);
         error
     }
@@ -262,13 +270,31 @@ impl From<clubpulse_storage::StorageError> for ApiError {
             StorageError::MissingReference(what) => {
                 Self::invalid_field(&format!("{what}_id"), format!("no such {what}"))
             }
-            StorageError::Database(sqlx::Error::PoolTimedOut) => Self::unavailable(
+            StorageError::Database(err) if connection_failure(&err) => Self::unavailable(
                 "database_unavailable",
                 "the database is busy or unreachable; try again shortly",
-                anyhow::anyhow!("database pool timed out"),
+                anyhow::Error::new(err),
             ),
             other => Self::internal(other),
         }
+    }
+}
+
+/// Whether a database error says the database could not be reached or talked to (down,
+/// restarting, out of connections, or it dropped ours) rather than that it refused this request:
+/// the request may well succeed a moment later, so it is a 503 with `Retry-After`, never a 500.
+fn connection_failure(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exceptions. 57P01/57P02: the server is shutting down (admin,
+        // crash); 57P03: it cannot take connections yet (starting up, recovering).
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
