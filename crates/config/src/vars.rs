@@ -505,7 +505,7 @@ pub static VARS: &[Var] = &[
         name: "CLUBPULSE_WORKER",
         key: "jobs.run_in_server",
         default: DefaultValue::Is("on"),
-        meaning: "run a worker pool inside `serve` (`off` when `clubpulse worker` processes do the work)",
+        meaning: "run the background work inside `serve`: worker pool, hold sweeper, outbox relay (`off` when `clubpulse worker` processes do it)",
         rejects: Some("maybe"),
         set: |c, v| flag(v).map(|x| c.jobs.run_in_server = x),
         check: any,
