@@ -77,6 +77,7 @@ conformance!(
     a_stored_day_expires_with_its_ttl,
     concurrent_invalidations_and_stores_never_leave_a_stale_hit,
     popular_times_rank_busiest_first_then_by_weekday_and_hour,
+    popular_times_count_a_booking_once_however_often_it_is_reported,
     popular_times_scores_answer_every_facility_in_order,
     a_mirrored_hold_is_found_until_removed,
     a_mirrored_hold_expires_at_its_expiry,
@@ -666,12 +667,24 @@ async fn popular_times_rank_busiest_first_then_by_weekday_and_hour(state: StateB
     let (court, pool) = (Uuid::new_v4(), Uuid::new_v4());
     for (weekday, hour, times) in [(2, 19, 3), (5, 9, 3), (6, 23, 1), (0, 7, 5), (2, 9, 3)] {
         for _ in 0..times {
-            popularity.record(court, weekday, hour).await.unwrap();
+            popularity
+                .record(Uuid::new_v4(), court, weekday, hour)
+                .await
+                .unwrap();
         }
     }
-    popularity.record(pool, 4, 12).await.unwrap();
-    popularity.record(court, 7, 12).await.unwrap(); // Not a weekday: ignored.
-    popularity.record(court, 1, 24).await.unwrap(); // Not an hour: ignored.
+    popularity
+        .record(Uuid::new_v4(), pool, 4, 12)
+        .await
+        .unwrap();
+    popularity
+        .record(Uuid::new_v4(), court, 7, 12)
+        .await
+        .unwrap(); // Not a weekday: ignored.
+    popularity
+        .record(Uuid::new_v4(), court, 1, 24)
+        .await
+        .unwrap(); // Not an hour: ignored.
 
     assert_eq!(
         popularity.top(court, 3).await.unwrap(),
@@ -695,14 +708,34 @@ async fn popular_times_rank_busiest_first_then_by_weekday_and_hour(state: StateB
     assert!(popularity.top(Uuid::new_v4(), 10).await.unwrap().is_empty());
 }
 
+async fn popular_times_count_a_booking_once_however_often_it_is_reported(state: StateBackends) {
+    let popularity = state.popularity;
+    let (court, booking) = (Uuid::new_v4(), Uuid::new_v4());
+    for _ in 0..3 {
+        popularity.record(booking, court, 2, 19).await.unwrap();
+    }
+    popularity
+        .record(Uuid::new_v4(), court, 2, 19)
+        .await
+        .unwrap();
+
+    assert_eq!(popularity.scores(&[court], 2, 19).await.unwrap(), vec![2]);
+}
+
 async fn popular_times_scores_answer_every_facility_in_order(state: StateBackends) {
     let popularity = state.popularity;
     let facilities: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
     for (i, &facility) in facilities.iter().enumerate() {
         for _ in 0..i {
-            popularity.record(facility, 3, 18).await.unwrap();
+            popularity
+                .record(Uuid::new_v4(), facility, 3, 18)
+                .await
+                .unwrap();
         }
-        popularity.record(facility, 3, 19).await.unwrap();
+        popularity
+            .record(Uuid::new_v4(), facility, 3, 19)
+            .await
+            .unwrap();
     }
     let unknown = Uuid::new_v4();
     let mut asked = facilities.clone();
