@@ -23,23 +23,12 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
 const WAIT: Duration = Duration::from_secs(60);
 /// Holds made before the kill, and so confirmations sent at once.
 const BOOKINGS: usize = 60;
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct World {
     database_url: String,
@@ -53,7 +42,7 @@ impl World {
         cmd.args(args)
             .env_remove("CLUBPULSE_CONFIG")
             .env("DATABASE_URL", &self.database_url)
-            .env("REDIS_URL", env("CLUBPULSE_TEST_REDIS_URL"))
+            .env("REDIS_URL", support::env("CLUBPULSE_TEST_REDIS_URL"))
             .env("CLUBPULSE_REDIS_PREFIX", &self.prefix)
             .env("CLUBPULSE_LOG", "warn")
             .env("CLUBPULSE_SEARCH", "off")
@@ -83,19 +72,6 @@ async fn wait_ready(base: &str) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let body: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["token"].as_str().unwrap().to_owned()
 }
 
 /// An RFC 3339 instant `days` days from now, at `hour`:00 in Madrid.
@@ -128,7 +104,7 @@ impl Deployment {
             database_url,
             prefix: format!("test:{}:", Uuid::new_v4().simple()),
         };
-        let port = free_port();
+        let port = support::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut serve = world.command(&["serve"]);
         serve.env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"));
@@ -152,7 +128,7 @@ impl Deployment {
             .unwrap();
         assert!(status.success());
         let client = reqwest::Client::new();
-        let admin = login(&client, &base, "admin@outbox.test", "a strong password").await;
+        let admin = support::token(&client, &base, "admin@outbox.test", "a strong password").await;
         let club: Value = client
             .post(format!("{base}/api/v1/clubs"))
             .bearer_auth(&admin)
@@ -222,7 +198,7 @@ async fn a_server_killed_mid_confirmations_loses_no_side_effect_and_repeats_none
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let member = login(&client, &base, "ana@outbox.test", "a strong password").await;
+    let member = support::token(&client, &base, "ana@outbox.test", "a strong password").await;
     let mut holds = Vec::new();
     for i in 0..BOOKINGS {
         let day = i64::try_from(i / 3).unwrap() + 1;
