@@ -12,7 +12,7 @@
 //!   outbox event's id, so it is recorded exactly once (and the chain skips a repeated id anyway);
 //! - a member's e-mail job carries a unique key per booking and event, and its message id is fixed
 //!   by the job, so a repeat is recognisable as the same message;
-//! - popular-times counts are advisory hints: a repeated batch may count a booking twice.
+//! - popular times count each booking once, by its id, however often it is reported.
 //!
 //! Relays wake on the outbox's `LISTEN` channel at commit, and poll as the safety net.
 
@@ -264,7 +264,7 @@ impl Relay {
             .bookings
             .state()
             .popularity
-            .record(b.facility_id, weekday, hour)
+            .record(b.booking_id, b.facility_id, weekday, hour)
             .await
         {
             tracing::warn!(error = %err, "could not count a popular time");

@@ -23,12 +23,11 @@ use nix::{
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
+mod support;
 
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
-}
+use support::env;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
 
 /// One test's world: a fresh database, a Redis key prefix, and the environment for the binary.
 struct World {

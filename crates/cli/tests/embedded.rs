@@ -15,7 +15,11 @@ use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
+
+mod support;
+
+use support::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
 
@@ -48,14 +52,6 @@ fn run(data_dir: &Path, args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Processes whose command line mentions `needle` (the cluster's data directory).
@@ -174,15 +170,7 @@ async fn the_embedded_default_seeds_serves_and_stops_without_leaving_postgres_be
     assert_eq!(ready["database"]["backend"], "embedded-postgres");
     assert_eq!(ready["state"]["backend"], "in-process");
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&json!({"email": "boss@example.com", "password": "boss-password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let login = support::login(&client, &server.base, "boss@example.com", "boss-password").await;
     assert_eq!(login["user"]["role"], "admin");
     let facilities: Vec<Value> =
         reqwest::get(format!("{}/api/v1/facilities?limit=200", server.base))

@@ -23,23 +23,12 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
 const WAIT: Duration = Duration::from_secs(60);
 /// Holds made before the kill, and so confirmations sent at once.
 const BOOKINGS: usize = 60;
-
-fn env(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct World {
     database_url: String,
@@ -53,7 +42,7 @@ impl World {
         cmd.args(args)
             .env_remove("CLUBPULSE_CONFIG")
             .env("DATABASE_URL", &self.database_url)
-            .env("REDIS_URL", env("CLUBPULSE_TEST_REDIS_URL"))
+            .env("REDIS_URL", support::env("CLUBPULSE_TEST_REDIS_URL"))
             .env("CLUBPULSE_REDIS_PREFIX", &self.prefix)
             .env("CLUBPULSE_LOG", "warn")
             .env("CLUBPULSE_SEARCH", "off")
@@ -85,19 +74,6 @@ async fn wait_ready(base: &str) {
     }
 }
 
-async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let body: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["token"].as_str().unwrap().to_owned()
-}
-
 /// An RFC 3339 instant `days` days from now, at `hour`:00 in Madrid.
 fn madrid(days: i64, hour: u32) -> String {
     use chrono::TimeZone as _;
@@ -109,36 +85,112 @@ fn madrid(days: i64, hour: u32) -> String {
         .to_rfc3339()
 }
 
+/// A running `clubpulse serve` (with `env` on top of the world's) on a fresh database, with an
+/// admin and one court of a Madrid club created through its API.
+struct Deployment {
+    world: World,
+    server: Child,
+    client: reqwest::Client,
+    base: String,
+    admin: String,
+    court: Value,
+}
+
+impl Deployment {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let database_url = clubpulse_storage::testing::fresh_database().await;
+        let world = World {
+            pool: PgPool::connect(&database_url).await.unwrap(),
+            database_url,
+            prefix: format!("test:{}:", Uuid::new_v4().simple()),
+        };
+        let port = support::free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut serve = world.command(&["serve"]);
+        serve.env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"));
+        for (name, value) in env {
+            serve.env(name, value);
+        }
+        let server = serve.spawn().unwrap();
+        wait_ready(&base).await;
+        let status = world
+            .command(&[
+                "user",
+                "create",
+                "--email",
+                "admin@outbox.test",
+                "--password",
+                "a strong password",
+                "--role",
+                "admin",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let client = reqwest::Client::new();
+        let admin = support::token(&client, &base, "admin@outbox.test", "a strong password").await;
+        let club: Value = client
+            .post(format!("{base}/api/v1/clubs"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": "Outbox Club", "timezone": "Europe/Madrid"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let court: Value = client
+            .post(format!("{base}/api/v1/facilities"))
+            .bearer_auth(&admin)
+            .json(&json!({"club_id": club["id"], "name": "Court 1", "sport": "padel", "price_cents": 2000}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            world,
+            server,
+            client,
+            base,
+            admin,
+            court,
+        }
+    }
+}
+
+/// Holds `[start, end)` at `court` as `token`; the new booking's id.
+async fn hold(
+    client: &reqwest::Client,
+    base: &str,
+    court: &Value,
+    token: &str,
+    start: String,
+    end: String,
+) -> Uuid {
+    let held = client
+        .post(format!("{base}/api/v1/bookings"))
+        .bearer_auth(token)
+        .json(&json!({"facility_id": court["id"], "start": start, "end": end}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.status(), 201);
+    let held: Value = held.json().await.unwrap();
+    held["id"].as_str().unwrap().parse().unwrap()
+}
+
 #[tokio::test]
 async fn a_server_killed_mid_confirmations_loses_no_side_effect_and_repeats_none() {
-    let database_url = clubpulse_storage::testing::fresh_database().await;
-    let world = World {
-        pool: PgPool::connect(&database_url).await.unwrap(),
-        database_url,
-        prefix: format!("test:{}:", Uuid::new_v4().simple()),
-    };
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut serve = world.command(&["serve"]);
-    serve.env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"));
-    let mut server = serve.spawn().unwrap();
-    wait_ready(&base).await;
-    let status = world
-        .command(&[
-            "user",
-            "create",
-            "--email",
-            "admin@outbox.test",
-            "--password",
-            "a strong password",
-            "--role",
-            "admin",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let client = reqwest::Client::new();
-    let admin = login(&client, &base, "admin@outbox.test", "a strong password").await;
+    let Deployment {
+        world,
+        mut server,
+        client,
+        base,
+        court,
+        ..
+    } = Deployment::start(&[]).await;
     let registered = client
         .post(format!("{base}/api/v1/auth/register"))
         .json(&json!({"email": "ana@outbox.test", "password": "a strong password", "name": "Ana"}))
@@ -146,41 +198,13 @@ async fn a_server_killed_mid_confirmations_loses_no_side_effect_and_repeats_none
         .await
         .unwrap();
     assert_eq!(registered.status(), 201);
-    let member = login(&client, &base, "ana@outbox.test", "a strong password").await;
-    let club: Value = client
-        .post(format!("{base}/api/v1/clubs"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Outbox Club", "timezone": "Europe/Madrid"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let court: Value = client
-        .post(format!("{base}/api/v1/facilities"))
-        .bearer_auth(&admin)
-        .json(&json!({"club_id": club["id"], "name": "Court 1", "sport": "padel", "price_cents": 2000}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let member = support::token(&client, &base, "ana@outbox.test", "a strong password").await;
     let mut holds = Vec::new();
     for i in 0..BOOKINGS {
         let day = i64::try_from(i / 3).unwrap() + 1;
         let hour = 9 + 2 * u32::try_from(i % 3).unwrap();
-        let held = client
-            .post(format!("{base}/api/v1/bookings"))
-            .bearer_auth(&member)
-            .json(&json!({"facility_id": court["id"], "start": madrid(day, hour), "end": madrid(day, hour + 1)}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(held.status(), 201);
-        let held: Value = held.json().await.unwrap();
-        holds.push(held["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        let (start, end) = (madrid(day, hour), madrid(day, hour + 1));
+        holds.push(hold(&client, &base, &court, &member, start, end).await);
     }
 
     // Every confirmation at once; the server dies when a third of them have been answered.
@@ -291,73 +315,20 @@ async fn a_server_killed_mid_confirmations_loses_no_side_effect_and_repeats_none
 
 #[tokio::test]
 async fn holds_expire_with_web_instances_doing_no_background_work_and_a_worker_beside_them() {
-    let database_url = clubpulse_storage::testing::fresh_database().await;
-    let world = World {
-        pool: PgPool::connect(&database_url).await.unwrap(),
-        database_url,
-        prefix: format!("test:{}:", Uuid::new_v4().simple()),
-    };
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut serve = world.command(&["serve"]);
-    serve
-        .env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"))
-        .env("CLUBPULSE_WORKER", "off")
-        .env("CLUBPULSE_HOLD_SECONDS", "2");
-    let mut server = serve.spawn().unwrap();
+    let Deployment {
+        world,
+        mut server,
+        client,
+        base,
+        admin,
+        court,
+    } = Deployment::start(&[("CLUBPULSE_WORKER", "off"), ("CLUBPULSE_HOLD_SECONDS", "2")]).await;
     let mut worker = world
         .command(&["worker"])
         .env("CLUBPULSE_SWEEP_INTERVAL_MS", "200")
         .spawn()
         .unwrap();
-    wait_ready(&base).await;
-    let status = world
-        .command(&[
-            "user",
-            "create",
-            "--email",
-            "staff@outbox.test",
-            "--password",
-            "a strong password",
-            "--role",
-            "admin",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let client = reqwest::Client::new();
-    let admin = login(&client, &base, "staff@outbox.test", "a strong password").await;
-    let club: Value = client
-        .post(format!("{base}/api/v1/clubs"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Sweep Club", "timezone": "Europe/Madrid"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let court: Value = client
-        .post(format!("{base}/api/v1/facilities"))
-        .bearer_auth(&admin)
-        .json(&json!({"club_id": club["id"], "name": "Court 1", "sport": "padel"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let held: Value = client
-        .post(format!("{base}/api/v1/bookings"))
-        .bearer_auth(&admin)
-        .json(&json!({"facility_id": court["id"], "start": madrid(1, 10), "end": madrid(1, 11)}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id: Uuid = held["id"].as_str().unwrap().parse().unwrap();
+    let id = hold(&client, &base, &court, &admin, madrid(1, 10), madrid(1, 11)).await;
 
     // Nobody asks about the hold again: the worker's sweeper expires it, and its relay records it.
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -17,6 +17,8 @@ use clubpulse_search::eval::{QuerySet, ndcg_at};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
 const CLUBS: [&str; 3] = [
     "Club Deportivo Retiro",
@@ -57,11 +59,7 @@ impl Drop for Server {
 
 impl Server {
     async fn start(database_url: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port();
         let child = clubpulse(database_url, &["serve"])
             .env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"))
             .env("CLUBPULSE_RATE_LIMITS", "off")
@@ -106,17 +104,7 @@ impl Server {
     }
 
     async fn token(&self, email: &str, password: &str) -> String {
-        let body: Value = self
-            .client
-            .post(self.url("/api/v1/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["token"].as_str().unwrap().to_owned()
+        support::token(&self.client, &self.base, email, password).await
     }
 }
 

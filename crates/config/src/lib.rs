@@ -2,12 +2,16 @@
 //!
 //! Values come from three layers, each overriding the one before: the defaults written here, an
 //! optional TOML file (`--config` or `CLUBPULSE_CONFIG`) with the same sections as [`Config`], and the
-//! environment variables listed in [`ENV_VARS`] (also the reference table in the README). One struct
+//! environment variables listed in [`VARS`] (from which the README's reference table is made). One struct
 //! per area; secrets are wrapped in [`Secret`] so `Debug` never prints them.
 
-use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+mod vars;
+
+use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
+
+pub use vars::{DefaultValue, VARS, Var, markdown_table};
 
 /// Everything the service can be told.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -414,86 +418,17 @@ pub enum ConfigError {
         path: PathBuf,
         source: Box<toml::de::Error>,
     },
+    /// A variable whose value cannot be read as its type.
     #[error("{name}={value:?} is invalid: {reason}")]
     Env {
         name: &'static str,
         value: String,
         reason: String,
     },
+    /// A setting (from the file or the environment) outside what its variable allows.
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
 }
-
-/// Every environment variable the service reads, with what it sets; the README's reference table
-/// mirrors this list.
-pub const ENV_VARS: &[(&str, &str)] = &[
-    (
-        "CLUBPULSE_CONFIG",
-        "path of an optional TOML configuration file",
-    ),
-    ("CLUBPULSE_ADDR", "server.addr"),
-    ("CLUBPULSE_PUBLIC_URL", "server.public_url"),
-    ("CLUBPULSE_BODY_LIMIT_BYTES", "server.body_limit_bytes"),
-    (
-        "CLUBPULSE_REQUEST_TIMEOUT_SECONDS",
-        "server.request_timeout_seconds",
-    ),
-    (
-        "CLUBPULSE_SHUTDOWN_GRACE_SECONDS",
-        "server.shutdown_grace_seconds",
-    ),
-    ("DATABASE_URL", "database.url"),
-    ("CLUBPULSE_DATA_DIR", "database.data_dir"),
-    ("CLUBPULSE_PG_BIN_DIR", "database.pg_bin_dir"),
-    ("CLUBPULSE_DB_MAX_CONNECTIONS", "database.max_connections"),
-    ("REDIS_URL", "redis.url"),
-    ("CLUBPULSE_REDIS_CLUSTER", "redis.cluster"),
-    ("CLUBPULSE_REDIS_PREFIX", "redis.key_prefix"),
-    ("CLUBPULSE_SESSION_IDLE_SECONDS", "sessions.idle_seconds"),
-    (
-        "CLUBPULSE_SESSION_ABSOLUTE_SECONDS",
-        "sessions.absolute_seconds",
-    ),
-    ("CLUBPULSE_COOKIE_SECURE", "sessions.cookie_secure"),
-    (
-        "CLUBPULSE_PASSWORD_RESET_MINUTES",
-        "sessions.password_reset_minutes",
-    ),
-    ("CLUBPULSE_HOLD_SECONDS", "booking.hold_seconds"),
-    ("CLUBPULSE_MAX_ACTIVE_HOLDS", "booking.max_active_holds"),
-    ("CLUBPULSE_BOOKING_WINDOW_DAYS", "booking.window_days"),
-    ("CLUBPULSE_MIN_NOTICE_MINUTES", "booking.min_notice_minutes"),
-    ("CLUBPULSE_SWEEP_INTERVAL_MS", "booking.sweep_interval_ms"),
-    (
-        "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
-        "booking.availability_ttl_seconds",
-    ),
-    (
-        "CLUBPULSE_RATE_LIMITS",
-        "rate_limits.enabled (off disables every limit)",
-    ),
-    ("CLUBPULSE_RATE_LIMIT_GLOBAL", "rate_limits.global_per_ip"),
-    ("CLUBPULSE_RATE_LIMIT_LOGIN", "rate_limits.login"),
-    ("CLUBPULSE_RATE_LIMIT_BOOKING", "rate_limits.booking"),
-    ("CLUBPULSE_RATE_LIMIT_CHECKOUT", "rate_limits.checkout"),
-    ("CLUBPULSE_RATE_LIMIT_API_KEY", "rate_limits.api_key"),
-    ("CLUBPULSE_RATE_LIMIT_ALLOW", "rate_limits.allow"),
-    ("CLUBPULSE_TRUSTED_PROXIES", "rate_limits.trusted_proxies"),
-    ("CLUBPULSE_WORKER", "jobs.run_in_server"),
-    ("CLUBPULSE_JOB_CONCURRENCY", "jobs.concurrency"),
-    ("CLUBPULSE_JOB_MAX_ATTEMPTS", "jobs.max_attempts"),
-    ("CLUBPULSE_JOB_BACKOFF_BASE_MS", "jobs.backoff_base_ms"),
-    (
-        "CLUBPULSE_JOB_VISIBILITY_SECONDS",
-        "jobs.visibility_seconds",
-    ),
-    ("CLUBPULSE_SMTP_URL", "mail.smtp_url"),
-    ("CLUBPULSE_MAIL_FROM", "mail.from"),
-    ("CLUBPULSE_AUDIT", "audit.enabled"),
-    ("CLUBPULSE_AUDIT_FLUSH_SECONDS", "audit.flush_seconds"),
-    ("CLUBPULSE_SEARCH", "search.enabled"),
-    ("CLUBPULSE_MODEL_DIR", "search.model_dir"),
-    ("CLUBPULSE_LOG", "log.filter"),
-    ("CLUBPULSE_LOG_FORMAT", "log.format"),
-];
 
 impl Config {
     /// Defaults, then `file` (when given), then the process environment.
@@ -518,205 +453,37 @@ impl Config {
         })
     }
 
-    /// Overrides fields from environment variables, read through `var` (so tests need not touch the
-    /// process environment). An empty variable counts as unset.
+    /// Overrides fields from the environment variables in [`VARS`], read through `var` (so tests need
+    /// not touch the process environment), then [`validate`](Self::validate)s the result. An empty
+    /// variable counts as unset.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let env = Env(&var);
-        env.parse("CLUBPULSE_ADDR", &mut self.server.addr)?;
-        env.string("CLUBPULSE_PUBLIC_URL", |v| self.server.public_url = Some(v));
-        env.parse(
-            "CLUBPULSE_BODY_LIMIT_BYTES",
-            &mut self.server.body_limit_bytes,
-        )?;
-        env.parse(
-            "CLUBPULSE_REQUEST_TIMEOUT_SECONDS",
-            &mut self.server.request_timeout_seconds,
-        )?;
-        env.parse(
-            "CLUBPULSE_SHUTDOWN_GRACE_SECONDS",
-            &mut self.server.shutdown_grace_seconds,
-        )?;
-        env.string("CLUBPULSE_ALLOWED_ORIGINS", |v| {
-            self.server.allowed_origins = v
-                .split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_owned())
-                .filter(|o| !o.is_empty())
-                .collect();
-        });
-        env.string("DATABASE_URL", |v| self.database.url = Some(Secret(v)));
-        env.string("CLUBPULSE_DATA_DIR", |v| self.database.data_dir = v.into());
-        env.string("CLUBPULSE_PG_BIN_DIR", |v| {
-            self.database.pg_bin_dir = v.into()
-        });
-        env.parse(
-            "CLUBPULSE_DB_MAX_CONNECTIONS",
-            &mut self.database.max_connections,
-        )?;
-        env.string("REDIS_URL", |v| self.redis.url = Some(Secret(v)));
-        env.flag("CLUBPULSE_REDIS_CLUSTER", &mut self.redis.cluster)?;
-        env.string("CLUBPULSE_REDIS_PREFIX", |v| self.redis.key_prefix = v);
-        env.parse(
-            "CLUBPULSE_SESSION_IDLE_SECONDS",
-            &mut self.sessions.idle_seconds,
-        )?;
-        env.parse(
-            "CLUBPULSE_SESSION_ABSOLUTE_SECONDS",
-            &mut self.sessions.absolute_seconds,
-        )?;
-        env.flag("CLUBPULSE_COOKIE_SECURE", &mut self.sessions.cookie_secure)?;
-        env.parse(
-            "CLUBPULSE_PASSWORD_RESET_MINUTES",
-            &mut self.sessions.password_reset_minutes,
-        )?;
-        env.parse("CLUBPULSE_HOLD_SECONDS", &mut self.booking.hold_seconds)?;
-        env.parse(
-            "CLUBPULSE_MAX_ACTIVE_HOLDS",
-            &mut self.booking.max_active_holds,
-        )?;
-        env.parse(
-            "CLUBPULSE_BOOKING_WINDOW_DAYS",
-            &mut self.booking.window_days,
-        )?;
-        env.parse(
-            "CLUBPULSE_MIN_NOTICE_MINUTES",
-            &mut self.booking.min_notice_minutes,
-        )?;
-        env.parse(
-            "CLUBPULSE_SWEEP_INTERVAL_MS",
-            &mut self.booking.sweep_interval_ms,
-        )?;
-        env.parse(
-            "CLUBPULSE_AVAILABILITY_TTL_SECONDS",
-            &mut self.booking.availability_ttl_seconds,
-        )?;
-        env.flag("CLUBPULSE_RATE_LIMITS", &mut self.rate_limits.enabled)?;
-        env.parse(
-            "CLUBPULSE_RATE_LIMIT_GLOBAL",
-            &mut self.rate_limits.global_per_ip,
-        )?;
-        env.parse("CLUBPULSE_RATE_LIMIT_LOGIN", &mut self.rate_limits.login)?;
-        env.parse(
-            "CLUBPULSE_RATE_LIMIT_BOOKING",
-            &mut self.rate_limits.booking,
-        )?;
-        env.parse(
-            "CLUBPULSE_RATE_LIMIT_CHECKOUT",
-            &mut self.rate_limits.checkout,
-        )?;
-        env.parse(
-            "CLUBPULSE_RATE_LIMIT_API_KEY",
-            &mut self.rate_limits.api_key,
-        )?;
-        env.string("CLUBPULSE_RATE_LIMIT_ALLOW", |v| {
-            self.rate_limits.allow = list(&v)
-        });
-        env.string("CLUBPULSE_TRUSTED_PROXIES", |v| {
-            self.rate_limits.trusted_proxies = list(&v);
-        });
-        env.flag("CLUBPULSE_WORKER", &mut self.jobs.run_in_server)?;
-        env.parse("CLUBPULSE_JOB_CONCURRENCY", &mut self.jobs.concurrency)?;
-        env.parse("CLUBPULSE_JOB_MAX_ATTEMPTS", &mut self.jobs.max_attempts)?;
-        env.parse(
-            "CLUBPULSE_JOB_BACKOFF_BASE_MS",
-            &mut self.jobs.backoff_base_ms,
-        )?;
-        env.parse(
-            "CLUBPULSE_JOB_VISIBILITY_SECONDS",
-            &mut self.jobs.visibility_seconds,
-        )?;
-        env.string("CLUBPULSE_SMTP_URL", |v| {
-            self.mail.smtp_url = Some(Secret(v))
-        });
-        env.string("CLUBPULSE_MAIL_FROM", |v| self.mail.from = v);
-        env.flag("CLUBPULSE_AUDIT", &mut self.audit.enabled)?;
-        env.parse(
-            "CLUBPULSE_AUDIT_FLUSH_SECONDS",
-            &mut self.audit.flush_seconds,
-        )?;
-        env.flag("CLUBPULSE_SEARCH", &mut self.search.enabled)?;
-        env.string("CLUBPULSE_MODEL_DIR", |v| self.search.model_dir = v.into());
-        env.string("CLUBPULSE_LOG", |v| self.log.filter = v);
-        if let Some(value) = env.get("CLUBPULSE_LOG_FORMAT") {
-            self.log.format = match value.as_str() {
-                "json" => LogFormat::Json,
-                "pretty" => LogFormat::Pretty,
-                _ => return Err(env.error("CLUBPULSE_LOG_FORMAT", value, "use json or pretty")),
+        for v in VARS {
+            let Some(value) = var(v.name).filter(|value| !value.trim().is_empty()) else {
+                continue;
             };
+            v.set(self, value.trim())
+                .map_err(|reason| ConfigError::Env {
+                    name: v.name,
+                    value: if v.name.ends_with("_URL") {
+                        "<redacted>".to_owned()
+                    } else {
+                        value.clone()
+                    },
+                    reason,
+                })?;
         }
         self.validate()
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |name, value: String, reason: &str| ConfigError::Env {
-            name,
-            value,
-            reason: reason.to_owned(),
-        };
-        if self.sessions.idle_seconds == 0 || self.sessions.absolute_seconds == 0 {
-            return Err(bad(
-                "CLUBPULSE_SESSION_IDLE_SECONDS",
-                self.sessions.idle_seconds.to_string(),
-                "session lifetimes must be positive",
-            ));
-        }
-        if self.booking.hold_seconds == 0 || self.booking.max_active_holds == 0 {
-            return Err(bad(
-                "CLUBPULSE_HOLD_SECONDS",
-                self.booking.hold_seconds.to_string(),
-                "holds need a positive duration and a positive limit (CLUBPULSE_MAX_ACTIVE_HOLDS)",
-            ));
-        }
-        if self.booking.window_days == 0 || self.booking.sweep_interval_ms == 0 {
-            return Err(bad(
-                "CLUBPULSE_BOOKING_WINDOW_DAYS",
-                self.booking.window_days.to_string(),
-                "the booking window and the sweep interval must be positive",
-            ));
-        }
-        let limits = &self.rate_limits;
-        if [
-            limits.global_per_ip,
-            limits.login,
-            limits.booking,
-            limits.checkout,
-        ]
-        .contains(&0)
-        {
-            return Err(bad(
-                "CLUBPULSE_RATE_LIMIT_GLOBAL",
-                "0".into(),
-                "a limit of 0 would refuse everything; use CLUBPULSE_RATE_LIMITS=off to disable limits",
-            ));
-        }
-        if self.jobs.concurrency == 0 || self.jobs.max_attempts == 0 {
-            return Err(bad(
-                "CLUBPULSE_JOB_CONCURRENCY",
-                self.jobs.concurrency.to_string(),
-                "job concurrency and CLUBPULSE_JOB_MAX_ATTEMPTS must be positive",
-            ));
-        }
-        if self.jobs.visibility_seconds == 0 || self.audit.flush_seconds == 0 {
-            return Err(bad(
-                "CLUBPULSE_JOB_VISIBILITY_SECONDS",
-                self.jobs.visibility_seconds.to_string(),
-                "the job visibility timeout and CLUBPULSE_AUDIT_FLUSH_SECONDS must be positive",
-            ));
-        }
-        if self.database.max_connections == 0 {
-            return Err(bad(
-                "CLUBPULSE_DB_MAX_CONNECTIONS",
-                "0".into(),
-                "the pool needs at least one connection",
-            ));
-        }
-        if self.server.body_limit_bytes < 1024 {
-            return Err(bad(
-                "CLUBPULSE_BODY_LIMIT_BYTES",
-                self.server.body_limit_bytes.to_string(),
-                "must be at least 1024",
-            ));
-        }
-        Ok(())
+    /// Checks every setting, whatever layer it came from; the first one that is not acceptable is
+    /// named by its environment variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        VARS.iter().try_for_each(|v| {
+            v.check(self).map_err(|reason| ConfigError::Invalid {
+                name: v.name,
+                reason,
+            })
+        })
     }
 
     /// The origins (`scheme://host[:port]`) whose pages may send cookie-authenticated writes: the
@@ -748,61 +515,6 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.server.addr))
             .trim_end_matches('/')
             .to_owned()
-    }
-}
-
-fn list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
-
-impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|v| !v.trim().is_empty())
-    }
-
-    fn error(&self, name: &'static str, value: String, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Env {
-            name,
-            value,
-            reason: reason.into(),
-        }
-    }
-
-    fn string(&self, name: &str, set: impl FnOnce(String)) {
-        if let Some(value) = self.get(name) {
-            set(value.trim().to_owned());
-        }
-    }
-
-    fn parse<T: FromStr>(&self, name: &'static str, target: &mut T) -> Result<(), ConfigError>
-    where
-        T::Err: fmt::Display,
-    {
-        if let Some(value) = self.get(name) {
-            *target = value
-                .trim()
-                .parse()
-                .map_err(|e: T::Err| self.error(name, value.clone(), e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    fn flag(&self, name: &'static str, target: &mut bool) -> Result<(), ConfigError> {
-        if let Some(value) = self.get(name) {
-            *target = match value.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" | "on" => true,
-                "0" | "false" | "no" | "off" => false,
-                _ => return Err(self.error(name, value, "use on or off (true or false)")),
-            };
-        }
-        Ok(())
     }
 }
 
@@ -860,11 +572,107 @@ mod tests {
         let err = Config::default()
             .apply_env(env(&[("CLUBPULSE_ADDR", "not-an-address")]))
             .unwrap_err();
-        assert!(err.to_string().contains("CLUBPULSE_ADDR"), "{err}");
+        assert!(err.to_string().starts_with("CLUBPULSE_ADDR="), "{err}");
         let err = Config::default()
-            .apply_env(env(&[("CLUBPULSE_COOKIE_SECURE", "maybe")]))
+            .apply_env(env(&[("CLUBPULSE_MAX_ACTIVE_HOLDS", "0")]))
             .unwrap_err();
-        assert!(err.to_string().contains("CLUBPULSE_COOKIE_SECURE"), "{err}");
+        assert!(
+            err.to_string().starts_with("CLUBPULSE_MAX_ACTIVE_HOLDS "),
+            "{err}"
+        );
+    }
+
+    /// The error's first word is the variable itself (`NAME=…` or `NAME is invalid`), so a variable
+    /// whose name begins another's (`CLUBPULSE_RATE_LIMIT…`) cannot pass for it.
+    fn names_only(err: &ConfigError, name: &str) -> bool {
+        let text = err.to_string();
+        text.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('=') || rest.starts_with(' '))
+    }
+
+    #[test]
+    fn every_variable_refuses_a_bad_value_by_its_own_name() {
+        let mut tried = 0;
+        for var in VARS {
+            let Some(bad) = var.rejects else { continue };
+            let err = Config::default()
+                .apply_env(env(&[(var.name, bad)]))
+                .expect_err(var.name);
+            assert!(names_only(&err, var.name), "{}={bad}: {err}", var.name);
+            tried += 1;
+        }
+        assert!(tried >= 35, "only {tried} variables were tried");
+    }
+
+    #[test]
+    fn a_bad_setting_in_the_file_is_named_by_its_variable() {
+        let config: Config = toml::from_str("[booking]\nmax_active_holds = 0\n").unwrap();
+        let err = config.validate().unwrap_err();
+        assert!(names_only(&err, "CLUBPULSE_MAX_ACTIVE_HOLDS"), "{err}");
+    }
+
+    #[test]
+    fn each_variable_is_declared_once_with_a_key_the_file_knows() {
+        let mut names: Vec<&str> = VARS.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), VARS.len(), "a variable is declared twice");
+        for var in VARS.iter().filter(|v| !v.key.is_empty()) {
+            let (section, field) = var.key.split_once('.').unwrap();
+            // A key the file does not know is refused (`deny_unknown_fields`), so a wrong key in the
+            // table shows up here as an error naming it.
+            let text = format!("[{section}]\n{field} = {}\n", sample(var));
+            let parsed = toml::from_str::<Config>(&text);
+            let unknown = parsed
+                .as_ref()
+                .err()
+                .is_some_and(|e| e.to_string().contains("unknown field"));
+            assert!(!unknown, "{}: {text}: {parsed:?}", var.name);
+        }
+    }
+
+    /// A TOML value of roughly the right type, enough to tell a known key from an unknown one.
+    fn sample(var: &Var) -> String {
+        match var.default {
+            DefaultValue::Is(v) if v.parse::<u64>().is_ok() => v.to_owned(),
+            DefaultValue::Is("on" | "off" | "true" | "false") => "true".to_owned(),
+            _ if var.key.ends_with("allow")
+                || var.key.ends_with("proxies")
+                || var.key.ends_with("origins") =>
+            {
+                "[]".to_owned()
+            }
+            _ => "\"x\"".to_owned(),
+        }
+    }
+
+    #[test]
+    fn documented_defaults_are_the_defaults_in_code() {
+        let defaults = format!("{:?}", Config::default());
+        for var in VARS {
+            if let DefaultValue::Is(value) = var.default {
+                let mut config = Config::default();
+                config.apply_env(env(&[(var.name, value)])).unwrap();
+                assert_eq!(format!("{config:?}"), defaults, "{}={value}", var.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_readme_table_is_the_table_in_code() {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"));
+        let header = "| variable | file key | default | meaning |";
+        let start = readme.find(header).expect("the README has the table");
+        let table: String = readme[start..]
+            .lines()
+            .take_while(|line| line.starts_with('|'))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(
+            table == markdown_table(),
+            "the README's environment table differs from `VARS`; replace it with:\n\n{}",
+            markdown_table()
+        );
     }
 
     #[test]

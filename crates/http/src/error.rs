@@ -18,6 +18,10 @@ use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// How long a client should wait before retrying a request that met an unavailable dependency:
+/// long enough for a database restart or a Redis failover, short enough not to lose the member.
+const RETRY_AFTER_SECONDS: &str = "2";
+
 /// An RFC 9457 problem document, as sent to clients.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
@@ -140,13 +144,17 @@ impl ApiError {
         error
     }
 
-    /// 503: a dependency is unavailable.
+    /// 503: a dependency is unavailable, with `Retry-After`: the same request may well succeed
+    /// once it is back.
     pub fn unavailable(
         code: &'static str,
         detail: impl Into<String>,
         cause: anyhow::Error,
     ) -> Self {
-        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail).with_headers([(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        )]);
         error.more.cause = Some(cause);
         error
     }
@@ -294,14 +302,12 @@ impl From<clubpulse_storage::StorageError> for ApiError {
                 "database_contention",
                 "the request collided with another one; try again",
                 anyhow::anyhow!("transaction aborted (SQLSTATE {sqlstate}) after retries"),
-            )
-            .with_headers([(header::RETRY_AFTER, HeaderValue::from_static("1"))]),
+            ),
             StorageError::Unavailable(cause) => Self::unavailable(
                 "database_unavailable",
                 "the database is busy or unreachable; try again shortly",
                 anyhow::Error::new(cause),
-            )
-            .with_headers([(header::RETRY_AFTER, HeaderValue::from_static("1"))]),
+            ),
             other => Self::internal(other),
         }
     }
@@ -351,7 +357,6 @@ impl ApiError {
             format!("{} is unreachable; try again shortly", part.name()),
             err.into(),
         )
-        .with_headers([(header::RETRY_AFTER, HeaderValue::from_static("1"))])
     }
 }
 

@@ -307,14 +307,15 @@ async fn a_batch_is_enqueued_and_reserved_in_order(queue: Queue) {
 }
 
 async fn a_job_scheduled_for_later_is_not_visible_before_its_time(queue: Queue) {
-    queue
-        .push_in(&Count { n: 1 }, Duration::from_millis(1200))
-        .await
-        .unwrap();
+    // Far enough ahead that the early look lands before it on a busy machine; the later look
+    // waits from the moment before the first push, so it is always after.
+    let later = Duration::from_millis(3000);
+    let pushing = tokio::time::Instant::now();
+    queue.push_in(&Count { n: 1 }, later).await.unwrap();
     queue
         .push_at(
             &Count { n: 2 },
-            Utc::now() + chrono::Duration::milliseconds(1200),
+            Utc::now() + chrono::Duration::from_std(later).unwrap(),
         )
         .await
         .unwrap();
@@ -328,10 +329,16 @@ async fn a_job_scheduled_for_later_is_not_visible_before_its_time(queue: Queue) 
 
     let early_stats = queue.stats().await.unwrap();
     let early = reserve(&queue, 10, LEASE).await;
-    tokio::time::sleep(Duration::from_millis(1400)).await;
+    // Both jobs fall due `later` after their push, and every push had ended by `pushed`.
+    let pushed = tokio::time::Instant::now();
+    tokio::time::sleep_until(pushed + later + Duration::from_millis(200)).await;
     let due_stats = queue.stats().await.unwrap();
     let due = reserve(&queue, 10, LEASE).await;
 
+    assert!(
+        pushed.duration_since(pushing) < later,
+        "the early look came after the jobs were due"
+    );
     assert_eq!((early_stats.ready, early_stats.scheduled), (1, 2));
     assert_eq!(early.len(), 1, "only the job whose time has passed");
     assert_eq!(
@@ -472,10 +479,18 @@ async fn poison_jobs_end_in_the_dead_letter_queue_while_other_jobs_keep_flowing(
 async fn a_job_of_a_dead_worker_is_reclaimed_after_the_visibility_timeout(queue: Queue) {
     let enqueued = queue.push(&Count { n: 1 }).await.unwrap();
     // A worker reserves the job and is killed: it never completes it nor extends the lease.
-    let first = reserve(&queue, 1, Duration::from_secs(1)).await;
+    // A lease long enough for the second look to come inside it on a busy machine; the third
+    // waits from after the first reserve returned, so the lease has always run out by then.
+    let visibility = Duration::from_secs(3);
+    let first = reserve(&queue, 1, visibility).await;
+    let reserved = tokio::time::Instant::now();
 
     let too_soon = reserve(&queue, 1, LEASE).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        reserved.elapsed() < visibility,
+        "the second look came too late"
+    );
+    tokio::time::sleep_until(reserved + visibility + Duration::from_millis(200)).await;
     let reclaimed = reserve(&queue, 1, LEASE).await;
     let stats = queue.stats().await.unwrap();
 

@@ -77,6 +77,7 @@ conformance!(
     a_stored_day_expires_with_its_ttl,
     concurrent_invalidations_and_stores_never_leave_a_stale_hit,
     popular_times_rank_busiest_first_then_by_weekday_and_hour,
+    popular_times_count_a_booking_once_however_often_it_is_reported,
     popular_times_scores_answer_every_facility_in_order,
     a_mirrored_hold_is_found_until_removed,
     a_mirrored_hold_expires_at_its_expiry,
@@ -179,50 +180,40 @@ async fn touching_extends_the_idle_deadline_but_never_past_the_absolute_one(stat
 }
 
 async fn an_idle_session_expires(state: StateBackends) {
+    // The idle timeout is long enough for the first touch to land inside it on a busy machine;
+    // the wait after it is measured from when that touch returned, so it is always long enough.
+    let idle = Duration::from_millis(1000);
     let store = state.sessions;
     let token = SessionToken::generate();
     store
-        .create(
-            &token,
-            new_session(Uuid::new_v4(), Duration::from_millis(300), DAY),
-        )
+        .create(&token, new_session(Uuid::new_v4(), idle, DAY))
         .await
         .unwrap();
-    assert!(
-        store
-            .touch(&token.hash(), Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(store.touch(&token.hash(), idle).await.unwrap().is_some());
+    let touched = tokio::time::Instant::now();
 
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep_until(touched + idle + Duration::from_millis(150)).await;
 
-    assert!(
-        store
-            .touch(&token.hash(), Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.touch(&token.hash(), idle).await.unwrap().is_none());
 }
 
 async fn a_session_past_its_absolute_lifetime_expires_even_when_used(state: StateBackends) {
     let store = state.sessions;
     let token = SessionToken::generate();
+    // Used three times well inside its lifetime (bounds that hold on a busy machine), then once
+    // after it: the wait is measured from just after the session was made, so it is long enough.
+    let lifetime = Duration::from_millis(1500);
     store
-        .create(
-            &token,
-            new_session(Uuid::new_v4(), HOUR, Duration::from_millis(400)),
-        )
+        .create(&token, new_session(Uuid::new_v4(), HOUR, lifetime))
         .await
         .unwrap();
+    let created = tokio::time::Instant::now();
     for _ in 0..3 {
         assert!(is_live(&store, &token).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    tokio::time::sleep_until(created + lifetime + Duration::from_millis(150)).await;
 
     assert!(!is_live(&store, &token).await);
 }
@@ -676,12 +667,24 @@ async fn popular_times_rank_busiest_first_then_by_weekday_and_hour(state: StateB
     let (court, pool) = (Uuid::new_v4(), Uuid::new_v4());
     for (weekday, hour, times) in [(2, 19, 3), (5, 9, 3), (6, 23, 1), (0, 7, 5), (2, 9, 3)] {
         for _ in 0..times {
-            popularity.record(court, weekday, hour).await.unwrap();
+            popularity
+                .record(Uuid::new_v4(), court, weekday, hour)
+                .await
+                .unwrap();
         }
     }
-    popularity.record(pool, 4, 12).await.unwrap();
-    popularity.record(court, 7, 12).await.unwrap(); // Not a weekday: ignored.
-    popularity.record(court, 1, 24).await.unwrap(); // Not an hour: ignored.
+    popularity
+        .record(Uuid::new_v4(), pool, 4, 12)
+        .await
+        .unwrap();
+    popularity
+        .record(Uuid::new_v4(), court, 7, 12)
+        .await
+        .unwrap(); // Not a weekday: ignored.
+    popularity
+        .record(Uuid::new_v4(), court, 1, 24)
+        .await
+        .unwrap(); // Not an hour: ignored.
 
     assert_eq!(
         popularity.top(court, 3).await.unwrap(),
@@ -705,14 +708,34 @@ async fn popular_times_rank_busiest_first_then_by_weekday_and_hour(state: StateB
     assert!(popularity.top(Uuid::new_v4(), 10).await.unwrap().is_empty());
 }
 
+async fn popular_times_count_a_booking_once_however_often_it_is_reported(state: StateBackends) {
+    let popularity = state.popularity;
+    let (court, booking) = (Uuid::new_v4(), Uuid::new_v4());
+    for _ in 0..3 {
+        popularity.record(booking, court, 2, 19).await.unwrap();
+    }
+    popularity
+        .record(Uuid::new_v4(), court, 2, 19)
+        .await
+        .unwrap();
+
+    assert_eq!(popularity.scores(&[court], 2, 19).await.unwrap(), vec![2]);
+}
+
 async fn popular_times_scores_answer_every_facility_in_order(state: StateBackends) {
     let popularity = state.popularity;
     let facilities: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
     for (i, &facility) in facilities.iter().enumerate() {
         for _ in 0..i {
-            popularity.record(facility, 3, 18).await.unwrap();
+            popularity
+                .record(Uuid::new_v4(), facility, 3, 18)
+                .await
+                .unwrap();
         }
-        popularity.record(facility, 3, 19).await.unwrap();
+        popularity
+            .record(Uuid::new_v4(), facility, 3, 19)
+            .await
+            .unwrap();
     }
     let unknown = Uuid::new_v4();
     let mut asked = facilities.clone();
@@ -946,39 +969,61 @@ async fn concurrent_checks_on_one_key_admit_exactly_max(state: StateBackends) {
 }
 
 async fn the_rate_limit_window_slides(state: StateBackends) {
+    // Every bound is worked out from when the test saw each call start and end, not from when it
+    // meant to send it: a busy machine that delays a call moves the bounds with it. The window is
+    // long enough that the second pair is still counted when the first has left, unless a single
+    // call is delayed by most of a second.
     let limiter = state.rate_limiter;
-    let limit = Limit::new(4, Duration::from_millis(600));
+    let window = Duration::from_millis(2000);
+    let limit = Limit::new(4, window);
     let key = "user:sliding";
-    let start = tokio::time::Instant::now();
+    // The backends count in whole milliseconds.
+    let slack = Duration::from_millis(5);
+    let now = tokio::time::Instant::now;
 
+    let first_sent = now();
     assert_eq!(admitted(&limiter, key, limit, 2).await, 2);
-    tokio::time::sleep_until(start + Duration::from_millis(350)).await;
+    let first_done = now();
+    tokio::time::sleep_until(first_done + window / 2).await;
+    let second_sent = now();
     assert_eq!(admitted(&limiter, key, limit, 2).await, 2);
+    let second_done = now();
+    let asked = now();
     let refused = check(&limiter, key, limit).await;
+    let answered = now();
     assert!(!refused.allowed, "{refused:?}");
-    // The first two leave at ~600 ms, ~250 ms from now.
-    let retry_after = refused.retry_after.unwrap();
+    // The first pair leaves one window after it was counted.
     assert_within(
-        retry_after,
-        Duration::from_millis(100),
-        Duration::from_millis(260),
+        refused.retry_after.unwrap(),
+        (first_sent + window)
+            .saturating_duration_since(answered)
+            .saturating_sub(slack),
+        (first_done + window).saturating_duration_since(asked) + slack,
         "retry_after",
     );
 
-    // At ~700 ms the first two have left but the two from ~350 ms remain until ~950 ms: a fixed
-    // window would have admitted all four again (or none).
-    tokio::time::sleep_until(start + Duration::from_millis(700)).await;
+    // Once the first pair has left, while the second is still counted: a fixed window would have
+    // admitted all four again (or none).
+    tokio::time::sleep_until(first_done + window + slack).await;
     let first = check(&limiter, key, limit).await;
     assert!(first.allowed, "{first:?}");
     assert_eq!(first.remaining, 1);
     assert!(check(&limiter, key, limit).await.allowed);
+    let asked = now();
     let refused = check(&limiter, key, limit).await;
+    let answered = now();
+    assert!(
+        answered < second_sent + window,
+        "a call took most of a second; the second pair has left before it could be checked"
+    );
     assert!(!refused.allowed, "{refused:?}");
-    // About 250 ms, later by however long the second pair took to be sent on a busy machine.
+    // Now the second pair is the oldest counted.
     assert_within(
         refused.retry_after.unwrap(),
-        Duration::from_millis(50),
-        Duration::from_millis(320),
+        (second_sent + window)
+            .saturating_duration_since(answered)
+            .saturating_sub(slack),
+        (second_done + window).saturating_duration_since(asked) + slack,
         "retry_after",
     );
 }

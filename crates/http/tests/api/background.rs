@@ -336,22 +336,19 @@ async fn a_confirmed_booking_is_mailed_with_a_calendar_file_and_its_cancellation
         .await
         .unwrap();
     let id = held["id"].as_str().unwrap();
-    // A confirmation for a booking cancelled before its mail went out is not sent (the member
-    // hears of the cancellation only), so the booking is cancelled once the confirmation is out.
     let act = |action: &'static str| {
+        let path = format!("/api/v1/bookings/{id}/{action}");
         let app = &app;
         let token = member.token.clone();
         async move {
-            let response = app
-                .post(
-                    &format!("/api/v1/bookings/{id}/{action}"),
-                    json!({}),
-                    Some(&token),
-                )
-                .await;
+            let response = app.post(&path, json!({}), Some(&token)).await;
             assert_eq!(response.status(), 200, "{action}");
         }
     };
+
+    // The confirmation mail says what is true when it is sent: a booking cancelled before its
+    // confirmation job runs gets only the cancellation (no calendar entry for a booking that is
+    // gone). So the member cancels after the confirmation has arrived, as a member would.
     act("confirm").await;
     let confirmation = sink
         .wait_for(
@@ -377,6 +374,7 @@ async fn a_confirmed_booking_is_mailed_with_a_calendar_file_and_its_cancellation
         confirmation.text.contains("18:00"),
         "local time in the text"
     );
+
     act("cancel").await;
     let cancellation = sink
         .wait_for(
@@ -388,6 +386,56 @@ async fn a_confirmed_booking_is_mailed_with_a_calendar_file_and_its_cancellation
     assert!(cancellation.text.contains(id) || cancellation.text.contains("cancel"));
     app.drain_jobs(MAIL_WAIT).await;
     assert_eq!(sink.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn a_booking_cancelled_before_its_confirmation_mail_goes_out_gets_only_the_cancellation() {
+    // An instance without workers takes the requests, so both jobs are queued before either runs;
+    // a second instance on the same database and queue then runs them.
+    let sink = SmtpSink::start().await;
+    let mut web = with_smtp(&sink, Backend::Redis);
+    web.config.jobs.run_in_server = false;
+    let web = TestApp::spawn_with(web).await;
+    let admin = web.user(Role::Admin).await;
+    let member = web.user(Role::Member).await;
+    let court = web.facility(&admin, "Europe/Madrid", json!({})).await;
+    let held: Value = web
+        .hold(
+            &member,
+            &court,
+            &local("Europe/Madrid", 2, 18, 0),
+            &local("Europe/Madrid", 2, 19, 0),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = held["id"].as_str().unwrap();
+    for action in ["confirm", "cancel"] {
+        let response = web
+            .post(
+                &format!("/api/v1/bookings/{id}/{action}"),
+                json!({}),
+                Some(&member.token),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{action}");
+    }
+    assert!(sink.messages().is_empty(), "nothing runs the jobs yet");
+
+    let worker = TestApp::spawn_with(Setup {
+        database_url: Some(web.database_url.clone()),
+        redis_prefix: Some(web.redis_prefix.clone()),
+        ..with_smtp(&sink, Backend::Redis)
+    })
+    .await;
+    worker.drain_jobs(MAIL_WAIT).await;
+
+    // No calendar entry for a booking that no longer exists: the cancellation alone.
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].to.contains(&member.email));
+    assert!(messages[0].attachments.is_empty(), "no calendar file");
 }
 
 #[tokio::test]

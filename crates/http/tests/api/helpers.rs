@@ -39,6 +39,9 @@ pub struct Setup {
     pub redis_prefix: Option<String>,
     /// Another Redis server than the suite's (one a test stops and starts).
     pub redis_url: Option<String>,
+    /// How long a request waits for a database connection before giving up: the service's own
+    /// 5 seconds where a test takes the database away, sqlx's default otherwise.
+    pub acquire_timeout: Option<std::time::Duration>,
     pub config: Config,
 }
 
@@ -56,6 +59,7 @@ impl Default for Setup {
             database_url: None,
             redis_prefix: None,
             redis_url: None,
+            acquire_timeout: None,
             config,
         }
     }
@@ -114,7 +118,12 @@ impl TestApp {
             }
             Backend::InProcess => StateBackends::in_process(),
         };
-        let db = PgPool::connect(&database_url)
+        let mut pool = sqlx::postgres::PgPoolOptions::new();
+        if let Some(timeout) = setup.acquire_timeout {
+            pool = pool.acquire_timeout(timeout);
+        }
+        let db = pool
+            .connect(&database_url)
             .await
             .expect("connect to the test database");
         let app = App::build(config, db.clone(), state, false)

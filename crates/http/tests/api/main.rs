@@ -13,6 +13,7 @@ mod bad_input;
 mod bookings;
 mod classes;
 mod clubs_and_facilities;
+mod faults;
 mod instances;
 mod operations;
 mod outbox;

@@ -8,9 +8,19 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn health_answers_without_touching_dependencies() {
     let app = TestApp::spawn().await;
+    // The server's pool is this one: closed, every database call fails at once.
+    app.db.close().await;
+    let ready = app.get("/ready", None).await;
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the database is really gone"
+    );
 
-    let body: Value = app.get("/health", None).await.json().await.unwrap();
+    let health = app.get("/health", None).await;
 
+    assert_eq!(health.status(), StatusCode::OK);
+    let body: Value = health.json().await.unwrap();
     assert_eq!(body["status"], "ok");
 }
 

@@ -2,7 +2,7 @@
 //! persistence; the counts then start over.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet, VecDeque},
     sync::{Mutex, MutexGuard},
 };
 
@@ -12,8 +12,17 @@ use uuid::Uuid;
 use super::{PopularSlot, PopularTimes, in_range, rank};
 use crate::StateError;
 
-/// Facility → (weekday, hour) → confirmed bookings.
-type Counts = HashMap<Uuid, HashMap<(u8, u8), u64>>;
+/// How many counted bookings are remembered, to recognise a repeated report.
+const REMEMBERED: usize = 100_000;
+
+/// Facility → (weekday, hour) → confirmed bookings, and the bookings counted lately.
+#[derive(Debug, Default)]
+struct Counts {
+    slots: HashMap<Uuid, HashMap<(u8, u8), u64>>,
+    counted: HashSet<Uuid>,
+    /// `counted` in the order it was filled, to forget the oldest first.
+    order: VecDeque<Uuid>,
+}
 
 /// Counts in a mutex-guarded map; the lock is never held across an await.
 #[derive(Debug, Default)]
@@ -32,13 +41,29 @@ impl MemoryPopularTimes {
 
 #[async_trait]
 impl PopularTimes for MemoryPopularTimes {
-    async fn record(&self, facility_id: Uuid, weekday: u8, hour: u8) -> Result<(), StateError> {
+    async fn record(
+        &self,
+        booking_id: Uuid,
+        facility_id: Uuid,
+        weekday: u8,
+        hour: u8,
+    ) -> Result<(), StateError> {
         if !in_range(weekday, hour) {
             tracing::warn!(%facility_id, weekday, hour, "ignoring a popular-times record out of range");
             return Ok(());
         }
         let mut counts = self.lock();
+        if !counts.counted.insert(booking_id) {
+            return Ok(());
+        }
+        counts.order.push_back(booking_id);
+        if counts.order.len() > REMEMBERED
+            && let Some(oldest) = counts.order.pop_front()
+        {
+            counts.counted.remove(&oldest);
+        }
         let count = counts
+            .slots
             .entry(facility_id)
             .or_default()
             .entry((weekday, hour))
@@ -50,6 +75,7 @@ impl PopularTimes for MemoryPopularTimes {
     async fn top(&self, facility_id: Uuid, limit: usize) -> Result<Vec<PopularSlot>, StateError> {
         let slots = self
             .lock()
+            .slots
             .get(&facility_id)
             .map(|slots| {
                 slots
@@ -76,6 +102,7 @@ impl PopularTimes for MemoryPopularTimes {
             .iter()
             .map(|id| {
                 counts
+                    .slots
                     .get(id)
                     .and_then(|slots| slots.get(&(weekday, hour)))
                     .copied()

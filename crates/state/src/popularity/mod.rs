@@ -26,10 +26,17 @@ pub struct PopularSlot {
 /// Where popular-times counts live.
 #[async_trait]
 pub trait PopularTimes: Send + Sync + 'static {
-    /// Adds one confirmed booking at `weekday` (0 = Monday) and `hour` (0–23) in the facility's local
-    /// time. Values out of range are not a time of the week: they are logged and ignored, so a bad
-    /// caller cannot corrupt the counts.
-    async fn record(&self, facility_id: Uuid, weekday: u8, hour: u8) -> Result<(), StateError>;
+    /// Adds the confirmed booking `booking_id` at `weekday` (0 = Monday) and `hour` (0–23) in the
+    /// facility's local time, once: reporting the same booking again (a redelivered outbox event)
+    /// changes nothing, for at least [`COUNTED_FOR`]. Values out of range are not a time of the
+    /// week: they are logged and ignored, so a bad caller cannot corrupt the counts.
+    async fn record(
+        &self,
+        booking_id: Uuid,
+        facility_id: Uuid,
+        weekday: u8,
+        hour: u8,
+    ) -> Result<(), StateError>;
 
     /// The facility's busiest times, at most `limit`: highest count first, ties by weekday then hour.
     async fn top(&self, facility_id: Uuid, limit: usize) -> Result<Vec<PopularSlot>, StateError>;
@@ -43,6 +50,10 @@ pub trait PopularTimes: Send + Sync + 'static {
         hour: u8,
     ) -> Result<Vec<u64>, StateError>;
 }
+
+/// How long a counted booking is remembered, so that a repeated report is recognised. Repeats come
+/// from a relay retrying a batch, within seconds or minutes.
+pub const COUNTED_FOR: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Whether `weekday` and `hour` name a time of the week.
 pub(crate) fn in_range(weekday: u8, hour: u8) -> bool {

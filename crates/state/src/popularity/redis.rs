@@ -1,15 +1,33 @@
 //! Popular times in Redis.
 //!
 //! One sorted set per facility, `popular:{<facility>}` (under the deployment prefix), with members
-//! `"<weekday>:<hour>"` (e.g. `"2:19"`) scored by their count. `ZINCRBY` makes a record atomic
-//! without reading first; the set has no TTL (it is bounded at 168 members). Members are ranked in
+//! `"<weekday>:<hour>"` (e.g. `"2:19"`) scored by their count. A record is one script: it sets the
+//! booking's marker `popular:{<facility>}:counted:<booking>` if absent (with a TTL) and only then
+//! `ZINCRBY`s, so a repeat counts nothing; the set has no TTL (it is bounded at 168 members). Members are ranked in
 //! Rust, because Redis breaks score ties by member bytes, where `"2:9"` sorts after `"2:19"`.
 
+use std::sync::LazyLock;
+
 use async_trait::async_trait;
+use redis::Script;
 use uuid::Uuid;
 
 use super::{PopularSlot, PopularTimes, in_range, rank};
-use crate::{RedisConn, StateError};
+use crate::{RedisConn, StateError, redis_conn::script};
+
+/// Counts a booking once. KEYS: the counts, the booking's marker. ARGV: the member, the marker's
+/// lifetime in seconds. Returns 1 when counted, 0 for a repeat.
+static RECORD: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+        if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+            redis.call('ZINCRBY', KEYS[1], 1, ARGV[1])
+            return 1
+        end
+        return 0
+        ",
+    )
+});
 
 /// Popular times in Redis; see the module docs for the key layout.
 #[derive(Debug, Clone)]
@@ -53,17 +71,28 @@ fn parse_member(raw: &str) -> Result<(u8, u8), StateError> {
 
 #[async_trait]
 impl PopularTimes for RedisPopularTimes {
-    async fn record(&self, facility_id: Uuid, weekday: u8, hour: u8) -> Result<(), StateError> {
+    async fn record(
+        &self,
+        booking_id: Uuid,
+        facility_id: Uuid,
+        weekday: u8,
+        hour: u8,
+    ) -> Result<(), StateError> {
         if !in_range(weekday, hour) {
             tracing::warn!(%facility_id, weekday, hour, "ignoring a popular-times record out of range");
             return Ok(());
         }
+        // The marker shares the counts' hash tag, so the script touches one cluster slot.
+        let counted = self.redis.key(format_args!(
+            "popular:{{{facility_id}}}:counted:{booking_id}"
+        ));
         self.redis
-            .query::<f64>(
-                redis::cmd("ZINCRBY")
-                    .arg(self.facility_key(facility_id))
-                    .arg(1)
-                    .arg(member(weekday, hour)),
+            .script::<i64>(
+                RECORD
+                    .key(self.facility_key(facility_id))
+                    .key(counted)
+                    .arg(member(weekday, hour))
+                    .arg(super::COUNTED_FOR.as_secs()),
             )
             .await?;
         Ok(())
