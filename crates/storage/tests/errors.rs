@@ -10,7 +10,9 @@ use sqlx::{Connection as _, PgConnection};
 
 async fn connection() -> PgConnection {
     let url = fresh_database().await;
-    let mut conn = PgConnection::connect(&url).await.unwrap();
+    let mut conn = PgConnection::connect(&url)
+        .await
+        .expect("connect to the test database");
     sqlx::raw_sql(
         "CREATE TEMP TABLE parent (id int PRIMARY KEY);
          CREATE TEMP TABLE child (
@@ -24,13 +26,19 @@ async fn connection() -> PgConnection {
     )
     .execute(&mut conn)
     .await
-    .unwrap();
+    .expect("create the tables");
     conn
 }
 
+/// What a refusal must map to.
+type Expected = fn(&StorageError) -> bool;
+
 /// What PostgreSQL's refusal of `sql` maps to.
 async fn refusal(conn: &mut PgConnection, sql: &str) -> StorageError {
-    let err = sqlx::raw_sql(sql).execute(&mut *conn).await.unwrap_err();
+    let err = sqlx::raw_sql(sql)
+        .execute(&mut *conn)
+        .await
+        .expect_err("PostgreSQL refuses it");
     StorageError::from(err)
 }
 
@@ -38,7 +46,7 @@ async fn refusal(conn: &mut PgConnection, sql: &str) -> StorageError {
 async fn every_sqlstate_input_can_cause_maps_to_its_meaning() {
     let mut conn = connection().await;
 
-    let cases: Vec<(&str, fn(&StorageError) -> bool)> = vec![
+    let cases: Vec<(&str, Expected)> = vec![
         ("INSERT INTO parent VALUES (1)", |e| {
             matches!(e, StorageError::Conflict(Conflict::Duplicate))
         }),
