@@ -70,26 +70,46 @@ pub struct JobsCheck {
 #[utoipa::path(get, path = "/ready", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let started = Instant::now();
-    let db = sqlx::query_scalar::<_, i32>("SELECT 1")
-        .fetch_one(&app.db)
-        .await;
-    let database = check(
-        if app.embedded_db {
-            "embedded-postgres"
-        } else {
-            "postgres"
-        },
-        started,
-        db.map(|_| ()).map_err(|e| e.to_string()),
-    );
+    let database = database_check(&app).await;
     let started = Instant::now();
     let state = check(
         app.state.kind.as_str(),
         started,
         app.state.ping().await.map_err(|e| e.to_string()),
     );
-    let jobs = match app.jobs.stats().await {
+    let jobs = jobs_check(&app).await;
+    let up = database.status == "up" && state.status == "up";
+    let (code, status) = if up {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (
+        code,
+        Json(Readiness {
+            status,
+            database,
+            state,
+            jobs,
+        }),
+    )
+}
+
+async fn database_check(app: &AppState) -> Check {
+    let started = Instant::now();
+    let db = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&app.db)
+        .await;
+    let backend = if app.embedded_db {
+        "embedded-postgres"
+    } else {
+        "postgres"
+    };
+    check(backend, started, db.map(|_| ()).map_err(|e| e.to_string()))
+}
+
+async fn jobs_check(app: &AppState) -> JobsCheck {
+    match app.jobs.stats().await {
         Ok(s) => JobsCheck {
             status: "up",
             queued: s.ready + s.scheduled,
@@ -109,23 +129,7 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
                 busy: 0,
             }
         }
-    };
-    let up = database.status == "up" && state.status == "up";
-    let code = if up {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let status = if up { "ready" } else { "unavailable" };
-    (
-        code,
-        Json(Readiness {
-            status,
-            database,
-            state,
-            jobs,
-        }),
-    )
+    }
 }
 
 fn check(backend: &'static str, started: Instant, result: Result<(), String>) -> Check {

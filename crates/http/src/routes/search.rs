@@ -131,81 +131,105 @@ async fn search_facilities(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<SearchAnswer>, ApiError> {
-    // Control characters (a NUL byte cannot even reach PostgreSQL) separate words like spaces.
-    let cleaned: String = query
-        .q
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let q = cleaned.trim();
-    if q.is_empty() {
-        return Err(ApiError::invalid_field("q", "say what you are looking for"));
-    }
-    if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::invalid_field(
-            "q",
-            format!("must be at most {MAX_QUERY_CHARS} characters"),
-        ));
-    }
-    let limit = query.limit.unwrap_or(10);
-    if !(1..=50).contains(&limit) {
-        return Err(ApiError::invalid_field("limit", "must be between 1 and 50"));
-    }
-    let sport = query
-        .sport
-        .map(|s| {
-            clubpulse_domain::Sport::try_from(s.as_str())
-                .map(|s| s.as_str().to_owned())
-                .map_err(|e| ApiError::validation(vec![e.within("sport")]))
-        })
-        .transpose()?;
-    let window = match (query.free_from.as_deref(), query.free_to.as_deref()) {
-        (None, None) => None,
-        (Some(from), Some(to)) => Some(crate::parse::span(Some(from), Some(to), 14)?),
-        _ => {
-            return Err(ApiError::invalid_field(
-                "free_to",
-                "free_from and free_to go together",
-            ));
-        }
-    };
-    let mode = query.mode.unwrap_or_default();
-    let search = enabled(&app)?;
-    let filters = SearchFilters {
-        sport,
-        club_id: query.club_id,
-    };
-
-    let vector = if mode == SearchMode::Text {
-        Vec::new()
-    } else {
-        let embedding = search
-            .embed_query(q)
-            .await
-            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-        let mut conn = app.db.acquire().await.map_err(storage)?;
-        index::vector_top_k(&mut conn, &embedding, CANDIDATES, &filters).await?
-    };
-    let text = if mode == SearchMode::Vector {
-        Vec::new()
-    } else {
-        index::text_top_k(&app.db, q, CANDIDATES, &filters).await?
-    };
-    let ranked = rank(mode, &vector, &text);
-    let ranked = match window {
+    let request = SearchRequest::parse(query)?;
+    let (vector, text) = retrieve(&app, &request).await?;
+    let ranked = rank(request.mode, &vector, &text);
+    let ranked = match request.window {
         Some((from, to)) => keep_free(&app, ranked, from, to).await?,
         None => ranked,
     };
-    let top: Vec<(Uuid, f64)> = ranked
-        .into_iter()
-        .take(usize::try_from(limit).unwrap_or(10))
-        .collect();
+    let top: Vec<(Uuid, f64)> = ranked.into_iter().take(request.limit).collect();
     let results = describe(&app, &top, &vector, &text).await?;
     Ok(Json(SearchAnswer {
-        query: q.to_owned(),
-        mode: mode.as_str(),
+        query: request.q,
+        mode: request.mode.as_str(),
         results,
     }))
+}
+
+/// A search, its query parameters checked.
+#[derive(Debug)]
+struct SearchRequest {
+    /// The query with control characters turned into spaces, trimmed.
+    q: String,
+    limit: usize,
+    filters: SearchFilters,
+    window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    mode: SearchMode,
+}
+
+impl SearchRequest {
+    fn parse(query: SearchQuery) -> Result<Self, ApiError> {
+        // Control characters (a NUL byte cannot even reach PostgreSQL) separate words like spaces.
+        let cleaned: String = query
+            .q
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let q = cleaned.trim();
+        if q.is_empty() {
+            return Err(ApiError::invalid_field("q", "say what you are looking for"));
+        }
+        if q.chars().count() > MAX_QUERY_CHARS {
+            return Err(ApiError::invalid_field(
+                "q",
+                format!("must be at most {MAX_QUERY_CHARS} characters"),
+            ));
+        }
+        let limit = crate::parse::limit("limit", query.limit, 10, 50)?;
+        let sport = query
+            .sport
+            .map(|s| {
+                clubpulse_domain::Sport::try_from(s.as_str())
+                    .map(|s| s.as_str().to_owned())
+                    .map_err(|e| ApiError::validation(vec![e.within("sport")]))
+            })
+            .transpose()?;
+        let window = match (query.free_from.as_deref(), query.free_to.as_deref()) {
+            (None, None) => None,
+            (Some(from), Some(to)) => Some(crate::parse::span(Some(from), Some(to), 14)?),
+            _ => {
+                return Err(ApiError::invalid_field(
+                    "free_to",
+                    "free_from and free_to go together",
+                ));
+            }
+        };
+        Ok(Self {
+            q: q.to_owned(),
+            limit: usize::try_from(limit).unwrap_or(10),
+            filters: SearchFilters {
+                sport,
+                club_id: query.club_id,
+            },
+            window,
+            mode: query.mode.unwrap_or_default(),
+        })
+    }
+}
+
+/// The two retrievers' candidates, each run only when the mode uses it.
+async fn retrieve(
+    app: &AppState,
+    request: &SearchRequest,
+) -> Result<(Vec<VectorHit>, Vec<TextHit>), ApiError> {
+    let search = enabled(app)?;
+    let vector = if request.mode == SearchMode::Text {
+        Vec::new()
+    } else {
+        let embedding = search
+            .embed_query(&request.q)
+            .await
+            .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
+        let mut conn = app.db.acquire().await.map_err(storage)?;
+        index::vector_top_k(&mut conn, &embedding, CANDIDATES, &request.filters).await?
+    };
+    let text = if request.mode == SearchMode::Vector {
+        Vec::new()
+    } else {
+        index::text_top_k(&app.db, &request.q, CANDIDATES, &request.filters).await?
+    };
+    Ok((vector, text))
 }
 
 fn enabled(app: &AppState) -> Result<&EmbeddingService, ApiError> {
