@@ -3,8 +3,9 @@
 
 use chrono::Utc;
 use clubpulse_domain::{Capacity, FacilityName, Spots, TimeRange};
-use clubpulse_storage::classes::{
-    self, Class, CreateClassError, EnrollError, Enrollment, NewClass,
+use clubpulse_storage::{
+    StorageError,
+    classes::{self, Class, CreateClassError, EnrollError, Enrollment, NewClass},
 };
 use uuid::Uuid;
 
@@ -49,15 +50,21 @@ impl Bookings {
             created_by: staff.id,
             currency: ctx.facility.currency.clone(),
         };
-        let mut tx = self.db().begin().await?;
-        let class = classes::create(&mut tx, &new).await.map_err(|e| match e {
+        // One transaction, run again if a rival's deadlocked it (never reported as a taken slot).
+        let class = clubpulse_storage::retry_contended(|| async {
+            let mut tx = self.db().begin().await.map_err(StorageError::from)?;
+            let class = classes::create(&mut tx, &new).await?;
+            tx.commit().await.map_err(StorageError::from)?;
+            Ok::<_, CreateClassError>(class)
+        })
+        .await
+        .map_err(|e| match e {
             CreateClassError::SlotUnavailable => BookingError::conflict(
                 "slot_unavailable",
                 "the facility is already booked at that time",
             ),
             CreateClassError::Storage(err) => err.into(),
         })?;
-        tx.commit().await?;
         let buffer = chrono::Duration::minutes(i64::from(ctx.facility.buffer_minutes));
         self.invalidate(&ctx, &[(class.start, class.end + buffer)])
             .await?;
