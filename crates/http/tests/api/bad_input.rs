@@ -5,7 +5,7 @@ use clubpulse_domain::Role;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, assert_problem, local};
+use crate::helpers::{TestApp, TestUser, assert_problem, local, read_response};
 
 /// One bad request and the problem it must get.
 struct Case {
@@ -680,13 +680,7 @@ async fn send_all(app: &TestApp, cases: Vec<Case>) {
             }
             continue;
         }
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let (_, content_type, body) = read_response(response).await;
         let code = body["code"].as_str().unwrap_or_default();
         if c.status == ANY_4XX {
             assert!(

@@ -394,9 +394,9 @@ pub struct TestUser {
     pub token: String,
 }
 
-/// Asserts a problem+json response with `status` and `code`, and returns its body.
-pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
-    let actual = response.status().as_u16();
+/// A response's status, content type and JSON body (null when it has none).
+pub async fn read_response(response: reqwest::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
     let content_type = response
         .headers()
         .get("content-type")
@@ -404,6 +404,12 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str
         .unwrap_or_default()
         .to_owned();
     let body: Value = response.json().await.unwrap_or(Value::Null);
+    (status, content_type, body)
+}
+
+/// Asserts a problem+json response with `status` and `code`, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    let (actual, content_type, body) = read_response(response).await;
     assert_eq!(actual, status, "status; body: {body}");
     assert_eq!(
         content_type, "application/problem+json",
