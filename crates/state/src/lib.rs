@@ -17,10 +17,13 @@
 //!   PostgreSQL stays the authority.
 //! - [`rate_limit`]: exact sliding-window request limits per caller-chosen key ([`RateLimiter`]),
 //!   agreed on by every instance.
+//! - [`channels`]: real-time channels ([`Channels`]): publish to every instance that listens, with
+//!   offsets that only grow and a short history to replay from.
 //! - [`tokens`]: single-use tokens with a time to live, such as password-reset links
 //!   ([`OneTimeTokens`]).
 
 pub mod availability;
+pub mod channels;
 pub mod holds;
 pub mod popularity;
 pub mod rate_limit;
@@ -31,6 +34,7 @@ pub mod tokens;
 use std::sync::Arc;
 
 pub use availability::{AvailabilityCache, Cached, DayBits, DayKey};
+pub use channels::{ChannelEvent, Channels, History, Listener, ListenerHandle};
 pub use holds::HoldMirror;
 pub use popularity::{PopularSlot, PopularTimes};
 pub use rate_limit::{Decision, Limit, RateLimiter};
@@ -80,6 +84,8 @@ pub struct StateBackends {
     pub rate_limiter: Arc<dyn RateLimiter>,
     /// Single-use tokens (password resets).
     pub tokens: Arc<dyn OneTimeTokens>,
+    /// Real-time channels with their history.
+    pub channels: Arc<dyn Channels>,
     redis: Option<RedisConn>,
 }
 
@@ -113,6 +119,8 @@ impl StateBackends {
             holds: Arc::new(holds::RedisHoldMirror::new(conn.clone())),
             rate_limiter: Arc::new(rate_limit::RedisRateLimiter::new(conn.clone())),
             tokens: Arc::new(tokens::RedisOneTimeTokens::new(conn.clone())),
+            // TEMPORARY on this branch: replaced by the Redis channels.
+            channels: Arc::new(channels::MemoryChannels::default()),
             redis: Some(conn),
         }
     }
@@ -127,6 +135,7 @@ impl StateBackends {
             holds: Arc::new(holds::MemoryHoldMirror::default()),
             rate_limiter: Arc::new(rate_limit::MemoryRateLimiter::default()),
             tokens: Arc::new(tokens::MemoryOneTimeTokens::default()),
+            channels: Arc::new(channels::MemoryChannels::default()),
             redis: None,
         }
     }
