@@ -27,6 +27,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub audit: AuditConfig,
     pub search: SearchConfig,
+    pub realtime: RealtimeConfig,
     pub log: LogConfig,
 }
 
@@ -162,6 +163,43 @@ impl SessionConfig {
 
     pub fn absolute(&self) -> Duration {
         Duration::from_secs(self.absolute_seconds)
+    }
+}
+
+/// The WebSocket connections' limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RealtimeConfig {
+    /// Frames a socket may have waiting before it is cut off as a slow reader.
+    /// `CLUBPULSE_WS_SEND_QUEUE`, default 256.
+    pub send_queue: usize,
+    /// Channels one connection may watch at once. `CLUBPULSE_WS_MAX_SUBSCRIPTIONS`, default 32.
+    pub max_subscriptions: usize,
+    /// How often the server pings each socket. `CLUBPULSE_WS_HEARTBEAT_SECONDS`, default 25.
+    pub heartbeat_seconds: u64,
+    /// How long a socket may stay silent before it is closed. `CLUBPULSE_WS_IDLE_SECONDS`,
+    /// default 60.
+    pub idle_seconds: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self {
+            send_queue: 256,
+            max_subscriptions: 32,
+            heartbeat_seconds: 25,
+            idle_seconds: 60,
+        }
+    }
+}
+
+impl RealtimeConfig {
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_seconds)
+    }
+
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_seconds)
     }
 }
 

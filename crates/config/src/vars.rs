@@ -424,6 +424,51 @@ pub static VARS: &[Var] = &[
         check: |c| positive(c.booking.availability_ttl_seconds),
     },
     Var {
+        name: "CLUBPULSE_WS_SEND_QUEUE",
+        key: "realtime.send_queue",
+        default: DefaultValue::Is("256"),
+        meaning: "frames a WebSocket may have waiting before it is cut off as a slow reader (close code 1013)",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.realtime.send_queue = x),
+        check: |c| positive(c.realtime.send_queue),
+    },
+    Var {
+        name: "CLUBPULSE_WS_MAX_SUBSCRIPTIONS",
+        key: "realtime.max_subscriptions",
+        default: DefaultValue::Is("32"),
+        meaning: "channels one WebSocket may watch at once, its own `user` channel included",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.realtime.max_subscriptions = x),
+        check: |c| positive(c.realtime.max_subscriptions),
+    },
+    Var {
+        name: "CLUBPULSE_WS_HEARTBEAT_SECONDS",
+        key: "realtime.heartbeat_seconds",
+        default: DefaultValue::Is("25"),
+        meaning: "how often the server pings each WebSocket and checks its session is still live",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.realtime.heartbeat_seconds = x),
+        check: |c| positive(c.realtime.heartbeat_seconds),
+    },
+    Var {
+        name: "CLUBPULSE_WS_IDLE_SECONDS",
+        key: "realtime.idle_seconds",
+        default: DefaultValue::Is("60"),
+        meaning: "how long a WebSocket may stay silent (not even a pong) before it is closed; more than the heartbeat",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.realtime.idle_seconds = x),
+        check: |c| {
+            if c.realtime.idle_seconds <= c.realtime.heartbeat_seconds {
+                Err(format!(
+                    "must be more than CLUBPULSE_WS_HEARTBEAT_SECONDS ({})",
+                    c.realtime.heartbeat_seconds
+                ))
+            } else {
+                Ok(())
+            }
+        },
+    },
+    Var {
         name: "CLUBPULSE_RATE_LIMITS",
         key: "rate_limits.enabled",
         default: DefaultValue::Is("on"),

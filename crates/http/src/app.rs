@@ -39,6 +39,8 @@ pub struct AppState {
     pub jobs: Queue,
     /// The sentence-embedding model, unless search is turned off.
     pub search: Option<EmbeddingService>,
+    /// This instance's WebSocket hub.
+    pub hub: clubpulse_realtime::Hub,
 }
 
 impl AppState {
@@ -97,7 +99,11 @@ impl App {
             None
         };
         let bookings = Bookings::new(db.clone(), state.clone(), config.booking.clone());
+        let hub = clubpulse_realtime::Hub::start(state.channels.clone(), hub_limits(&config))
+            .await
+            .context("starting real-time delivery")?;
         let state = AppState {
+            hub,
             bookings,
             audit,
             jobs,
@@ -211,6 +217,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let hub = self.state.hub.clone();
         let server = axum::serve(
             self.listener,
             self.router
@@ -228,9 +235,14 @@ impl App {
         }
         tracing::info!(
             grace_seconds = self.grace.as_secs(),
-            "shutting down: draining requests"
+            sockets = hub.connections(),
+            "shutting down: draining requests and closing WebSockets"
         );
-        match tokio::time::timeout(self.grace, &mut server).await {
+        // Every socket is told "going away" at once, so its client reconnects to another instance
+        // while the requests drain.
+        let sockets = hub.shutdown(self.grace);
+        let (_, served) = tokio::join!(sockets, tokio::time::timeout(self.grace, &mut server));
+        match served {
             Ok(result) => result.context("server task")?.context("serving"),
             Err(_) => {
                 tracing::warn!("requests still running after the grace period were dropped");
@@ -238,6 +250,16 @@ impl App {
                 Ok(())
             }
         }
+    }
+}
+
+/// The WebSocket limits from the configuration.
+fn hub_limits(config: &Config) -> clubpulse_realtime::HubLimits {
+    clubpulse_realtime::HubLimits {
+        send_queue: config.realtime.send_queue,
+        max_subscriptions: config.realtime.max_subscriptions,
+        heartbeat: config.realtime.heartbeat(),
+        idle_timeout: config.realtime.idle(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod clubs;
 pub mod facilities;
 pub mod health;
 pub mod jobs;
+pub mod realtime;
 pub mod search;
 
 use axum::Router;
@@ -33,6 +34,8 @@ use crate::AppState;
         crate::error::Problem,
         crate::error::ProblemField,
         search::SearchMode,
+        clubpulse_realtime::ClientMessage,
+        clubpulse_realtime::ServerMessage,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -43,6 +46,7 @@ use crate::AppState;
         (name = "bookings", description = "Holds, bookings, availability and popular times"),
         (name = "classes", description = "Classes and enrolments"),
         (name = "search", description = "Natural-language search, similar facilities, favourites and recommendations"),
+        (name = "realtime", description = "Live slot events and notifications over a WebSocket; the messages are the `ClientMessage` and `ServerMessage` schemas"),
         (name = "operations", description = "Health and readiness"),
     )
 )]
@@ -138,7 +142,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(facilities::router())
                 .merge(bookings::router())
                 .merge(classes::router())
-                .merge(search::router()),
+                .merge(search::router())
+                .merge(realtime::router()),
         )
         .merge(health::router())
         .split_for_parts()

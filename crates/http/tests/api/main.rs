@@ -18,4 +18,6 @@ mod instances;
 mod operations;
 mod outbox;
 mod protection;
+mod realtime;
 mod search;
+mod ws_client;
