@@ -411,3 +411,79 @@ async fn a_listener_survives_a_restarted_cluster_master() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_listener_follows_a_slot_moved_to_another_master() {
+    let servers = Servers::new(3, true);
+    create_cluster(&servers, 0).await;
+    let channels = connect(&servers.urls(), true).await;
+    let channel = format!("facility:{}", Uuid::new_v4());
+    let name = channels.pubsub_channel(&channel);
+    let mut listener = channels.listen().await.unwrap();
+    listener.handle().subscribe(&channel).await.unwrap();
+    let before = publish(&channels, &channel, r#"{"n":"before"}"#).await;
+    receive(&mut listener, &channel, r#"{"n":"before"}"#).await;
+
+    // Move the channel's slot, keys and all, as a resharding would.
+    let ports: Vec<u16> = (0..servers.nodes.len()).map(|i| servers.port(i)).collect();
+    let slot = slot_of(&channels, ports[0], &channel).await;
+    let source = owner_of(ports[0], slot).await.unwrap();
+    let target = ports.iter().copied().find(|&p| p != source).unwrap();
+    let id = |port: u16| async move {
+        query::<String>(port, redis::cmd("CLUSTER").arg("MYID"))
+            .await
+            .unwrap()
+    };
+    let (source_id, target_id) = (id(source).await, id(target).await);
+    let setslot = |port: u16, state: &'static str, node: String| async move {
+        query::<String>(
+            port,
+            redis::cmd("CLUSTER")
+                .arg("SETSLOT")
+                .arg(slot)
+                .arg(state)
+                .arg(node),
+        )
+        .await
+        .unwrap();
+    };
+    setslot(target, "IMPORTING", source_id.clone()).await;
+    setslot(source, "MIGRATING", target_id.clone()).await;
+    let keys: Vec<String> = query(
+        source,
+        redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(100),
+    )
+    .await
+    .unwrap();
+    assert!(!keys.is_empty(), "the channel's keys are in its slot");
+    let _: String = query(
+        source,
+        redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(target)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&keys),
+    )
+    .await
+    .unwrap();
+    for &port in &ports {
+        setslot(port, "NODE", target_id.clone()).await;
+    }
+
+    eventually("the listener to subscribe at the slot's new owner", || {
+        let name = name.clone();
+        async move { (subscriptions(target, &name, true).await? == 1).then_some(()) }
+    })
+    .await;
+    assert_eq!(subscriptions(source, &name, true).await, Some(0));
+    let after = publish(&channels, &channel, r#"{"n":"after"}"#).await;
+    assert_eq!(after, before + 1, "the counter moved with its slot");
+    let event = receive(&mut listener, &channel, r#"{"n":"after"}"#).await;
+    assert_eq!(event.offset, after);
+}

@@ -38,11 +38,14 @@
 //! The task watches its connections: the loss of any of them (a connection error, a `PING` every
 //! [`PING_EVERY`] that fails, or a server-initiated `SUNSUBSCRIBE` when a slot moves away) drops
 //! them all. It then connects again with bounded back-off (from [`BACKOFF_MIN`] doubling to
-//! [`BACKOFF_MAX`]), asks the cluster anew who owns each slot (so after a failover or a slot move it
-//! subscribes at the new owner), subscribes to its whole set again and hands the listener a
-//! [`RawEvent::Resubscribed`], on which the listener fetches from history whatever was published
-//! while it was away. The task ends, closing its connections, once the listener and every handle
-//! are dropped.
+//! [`BACKOFF_MAX`]; a session that lasted [`STABLE_AFTER`] is replaced at once), asks the cluster
+//! anew who owns each slot (so after a failover or a slot move it subscribes at the new owner),
+//! subscribes to its whole set again and hands the listener a [`RawEvent::Resubscribed`], on which
+//! the listener fetches from history whatever was published while it was away. A subscribe while
+//! Redis is unreachable fails at once rather than waiting. The task ends, closing its connections,
+//! once the listener is dropped (a handle left behind then answers that the listener has stopped).
+//! Its pushes queue in memory while the listener is slow to take events, so a listener must be
+//! drained.
 //!
 //! # Guarantees
 //!
@@ -83,6 +86,9 @@ pub const BACKOFF_MIN: Duration = Duration::from_millis(50);
 
 /// Longest wait between two attempts to connect again.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How long a session must have lasted for the back-off to start again from [`BACKOFF_MIN`].
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// How many raw events a listener may have waiting before its task waits for it.
 const LISTENER_QUEUE: usize = 4096;
@@ -291,6 +297,7 @@ type Node = Option<(String, u16)>;
 /// One generation of a listener's connections, dropped whole when any of them fails.
 struct Session {
     generation: u64,
+    opened_at: Instant,
     connections: HashMap<Node, MultiplexedConnection>,
     /// Slot ranges and the master that owns each (cluster only).
     slots: Vec<(u16, u16, (String, u16))>,
@@ -452,15 +459,24 @@ impl Task {
         }
     }
 
-    /// Forgets the current connections; channels still wanted are subscribed again.
+    /// Forgets the current connections; channels still wanted are subscribed again: at once when
+    /// the session had lasted, after the back-off when it failed soon after it opened (so that a
+    /// connection that keeps failing never makes the task spin).
     fn drop_session(&mut self) {
-        if self.session.take().is_some() {
-            self.lost = true;
-        }
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        self.lost = true;
         if self.wanted.is_empty() {
             self.retry_at = None;
-        } else if self.retry_at.is_none() {
+            return;
+        }
+        if session.opened_at.elapsed() >= STABLE_AFTER {
+            self.backoff = BACKOFF_MIN;
             self.retry_at = Some(Instant::now());
+        } else {
+            self.retry_at = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -471,7 +487,6 @@ impl Task {
         match self.open_session().await {
             Ok(session) => {
                 self.session = Some(session);
-                self.backoff = BACKOFF_MIN;
                 self.retry_at = None;
                 if self.lost {
                     self.lost = false;
@@ -494,6 +509,7 @@ impl Task {
         self.next_generation += 1;
         let mut session = Session {
             generation,
+            opened_at: Instant::now(),
             connections: HashMap::new(),
             slots: Vec::new(),
             subscribed: HashMap::new(),
