@@ -103,6 +103,7 @@ conformance!(
     channel_listeners_receive_every_event_of_their_channels_and_no_other,
     a_channel_unsubscribed_is_no_longer_delivered,
     channel_listeners_receive_concurrent_publishes_once_each_in_order,
+    concurrent_subscribes_to_one_channel_all_return_subscribed,
 );
 
 fn new_session(user_id: Uuid, idle: Duration, absolute: Duration) -> NewSession {
@@ -1439,6 +1440,23 @@ async fn channel_listeners_receive_concurrent_publishes_once_each_in_order(state
         }
         assert_eq!(got, expected, "every offset once, in order");
     }
+}
+
+async fn concurrent_subscribes_to_one_channel_all_return_subscribed(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let mut listener = channels.listen().await.unwrap();
+    let handle = listener.handle();
+    let subscribes = (0..10).map(|_| {
+        let handle = handle.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move { handle.subscribe(&channel).await })
+    });
+    for result in futures::future::join_all(subscribes).await {
+        result.unwrap().unwrap();
+    }
+    let offset = channels.publish(&channel, "{}").await.unwrap();
+    assert_eq!(next_event(&mut listener).await.offset, offset);
 }
 
 /// How many subscriptions Redis counts for a Pub/Sub channel: `PUBSUB NUMSUB` on a single server,
