@@ -42,7 +42,7 @@
 //! anew who owns each slot (so after a failover or a slot move it subscribes at the new owner),
 //! subscribes to its whole set again and hands the listener a [`RawEvent::Resubscribed`], on which
 //! the listener fetches from history whatever was published while it was away. A subscribe while
-//! Redis is unreachable fails at once rather than waiting. The task ends, closing its connections,
+//! Redis is unreachable fails after one connection attempt rather than waiting. The task ends, closing its connections,
 //! once the listener is dropped (a handle left behind then answers that the listener has stopped).
 //! Its pushes queue in memory while the listener is slow to take events, so a listener must be
 //! drained.
@@ -51,10 +51,11 @@
 //!
 //! Pub/Sub is at most once; the stream makes delivery at least once while history reaches back:
 //! an event lost on the way (or published while a listener was reconnecting) is found in the
-//! history when the listener resubscribes or when the channel's next event shows the gap. An event
-//! whose publish script failed was not published at all (the script either runs whole or not). If a
-//! Redis without persistence loses its data, offsets are seeded again from the clock and a client
-//! asking for an older offset is told `recovered: false`.
+//! history when the listener resubscribes or when the channel's next event shows the gap. A publish
+//! that fails (Redis unreachable, a timeout) may or may not have happened, as with any Redis write;
+//! one that happened is in the history and reaches listeners. If a Redis without persistence loses
+//! its data, offsets are seeded again from the clock and a client asking for an older offset is
+//! told `recovered: false`.
 
 use std::{
     collections::HashMap,
