@@ -119,8 +119,7 @@ impl StateBackends {
             holds: Arc::new(holds::RedisHoldMirror::new(conn.clone())),
             rate_limiter: Arc::new(rate_limit::RedisRateLimiter::new(conn.clone())),
             tokens: Arc::new(tokens::RedisOneTimeTokens::new(conn.clone())),
-            // TEMPORARY on this branch: replaced by the Redis channels.
-            channels: Arc::new(channels::MemoryChannels::default()),
+            channels: Arc::new(channels::RedisChannels::new(conn.clone())),
             redis: Some(conn),
         }
     }

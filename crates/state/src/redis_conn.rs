@@ -3,12 +3,19 @@
 //! Both are multiplexed: one TCP connection per node carries every concurrent request, and cloning
 //! the handle is cheap. The single-node form is a `ConnectionManager`, which reconnects on its own
 //! with bounded back-off; the cluster form follows slot moves and re-discovers nodes.
+//!
+//! Pub/Sub does not fit a shared multiplexed connection (a subscription belongs to a connection, and
+//! must be renewed when that connection is lost), so the handle also keeps the options it was made
+//! from: [`RedisConn::push_connection`] opens a dedicated RESP3 connection to one node, whose
+//! server pushes (messages, unsubscriptions, the loss of the connection) go to a sender of the
+//! caller's.
 
 use std::time::Duration;
 
 use redis::{
-    Cmd, FromRedisValue, RedisResult, Script, ScriptInvocation,
-    aio::{ConnectionManager, ConnectionManagerConfig},
+    AsyncConnectionConfig, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo,
+    ProtocolVersion, RedisResult, Script, ScriptInvocation,
+    aio::{AsyncPushSender, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
 };
@@ -71,6 +78,7 @@ enum Inner {
 pub struct RedisConn {
     inner: Inner,
     prefix: String,
+    options: RedisOptions,
 }
 
 impl std::fmt::Debug for RedisConn {
@@ -110,7 +118,63 @@ impl RedisConn {
         Ok(Self {
             inner,
             prefix: options.key_prefix.clone(),
+            options: options.clone(),
         })
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner, Inner::Cluster(_))
+    }
+
+    /// The options this handle was made from.
+    pub fn options(&self) -> &RedisOptions {
+        &self.options
+    }
+
+    /// Opens a dedicated RESP3 connection, not shared with any other caller, whose server pushes go
+    /// to `push`. It goes to the configured server, or on a cluster to `node` (`host`, `port`)
+    /// with the credentials of the first seed node. It does not reconnect: once it is lost, `push`
+    /// receives a `Disconnection` and the caller opens another.
+    pub async fn push_connection(
+        &self,
+        node: Option<(&str, u16)>,
+        push: impl AsyncPushSender,
+    ) -> RedisResult<MultiplexedConnection> {
+        let url = self.options.urls.first().map(String::as_str).unwrap_or("");
+        let mut info = url.into_connection_info()?;
+        if let Some((host, port)) = node {
+            info = info.set_addr(ConnectionAddr::Tcp(host.to_owned(), port));
+        }
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let info = info.set_redis_settings(settings);
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.options.connection_timeout))
+            .set_response_timeout(Some(self.options.response_timeout))
+            .set_push_sender(push);
+        redis::Client::open(info)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// Opens a plain connection (no pushes) to one seed node, such as to ask a cluster node for its
+    /// view of the slots.
+    pub async fn seed_connection(&self, seed: usize) -> RedisResult<MultiplexedConnection> {
+        let url = self
+            .options
+            .urls
+            .get(seed)
+            .map(String::as_str)
+            .unwrap_or("");
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.options.connection_timeout))
+            .set_response_timeout(Some(self.options.response_timeout));
+        redis::Client::open(url)?
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
     }
 
     /// `name` under the deployment's prefix.

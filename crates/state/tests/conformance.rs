@@ -19,6 +19,7 @@ use clubpulse_domain::Role;
 use clubpulse_state::{
     AvailabilityCache, Cached, DayBits, DayKey, Decision, Limit, NewSession, PopularSlot,
     RateLimiter, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends, TokenPurpose,
+    channels::{ChannelEvent, HISTORY_LEN, Listener, RedisChannels},
 };
 use uuid::Uuid;
 
@@ -94,6 +95,15 @@ conformance!(
     a_one_time_token_is_taken_exactly_once,
     a_one_time_token_is_refused_after_its_expiry,
     concurrent_takes_of_one_token_give_it_to_one_caller,
+    channel_offsets_grow_by_one_from_the_first,
+    channel_history_since_an_offset_returns_exactly_the_later_events,
+    channel_history_trimmed_by_length_is_not_recovered,
+    channel_history_since_an_offset_above_the_latest_is_not_recovered,
+    a_channel_never_published_has_latest_zero,
+    channel_listeners_receive_every_event_of_their_channels_and_no_other,
+    a_channel_unsubscribed_is_no_longer_delivered,
+    channel_listeners_receive_concurrent_publishes_once_each_in_order,
+    concurrent_subscribes_to_one_channel_all_return_subscribed,
 );
 
 fn new_session(user_id: Uuid, idle: Duration, absolute: Duration) -> NewSession {
@@ -1181,4 +1191,351 @@ async fn concurrent_takes_of_one_token_give_it_to_one_caller(state: StateBackend
         .filter(|r| matches!(r, Ok(Ok(Some(s))) if *s == subject))
         .count();
     assert_eq!(winners, 1);
+}
+
+/// A fresh channel name, so that tests sharing a server never share a channel.
+fn channel_name(kind: &str) -> String {
+    format!("{kind}:{}", Uuid::new_v4())
+}
+
+/// The listener's next event, failing the test when none arrives in time.
+async fn next_event(listener: &mut Listener) -> ChannelEvent {
+    tokio::time::timeout(Duration::from_secs(15), listener.recv())
+        .await
+        .expect("an event within 15 s")
+        .expect("the listener is still running")
+}
+
+async fn channel_offsets_grow_by_one_from_the_first(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let first = channels.publish(&channel, r#"{"n":0}"#).await.unwrap();
+    assert!(first > 1_600_000_000_000, "seeded from the clock: {first}");
+    for n in 1..10u64 {
+        let offset = channels
+            .publish(&channel, &format!(r#"{{"n":{n}}}"#))
+            .await
+            .unwrap();
+        assert_eq!(offset, first + n);
+    }
+    assert_eq!(
+        channels.history(&channel, None).await.unwrap().latest,
+        first + 9
+    );
+}
+
+async fn channel_history_since_an_offset_returns_exactly_the_later_events(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let mut offsets = Vec::new();
+    for n in 0..6 {
+        offsets.push(
+            channels
+                .publish(&channel, &format!(r#"{{"n":{n}}}"#))
+                .await
+                .unwrap(),
+        );
+    }
+
+    let history = channels.history(&channel, Some(offsets[2])).await.unwrap();
+
+    assert!(history.recovered);
+    assert_eq!(history.latest, offsets[5]);
+    let got: Vec<(u64, String)> = history
+        .events
+        .iter()
+        .map(|e| (e.offset, e.payload.to_string()))
+        .collect();
+    let want: Vec<(u64, String)> = (3..6)
+        .map(|n| (offsets[n], format!(r#"{{"n":{n}}}"#)))
+        .collect();
+    assert_eq!(got, want);
+    assert!(history.events.iter().all(|e| *e.channel == *channel));
+
+    let up_to_date = channels.history(&channel, Some(offsets[5])).await.unwrap();
+    assert!(up_to_date.recovered);
+    assert!(up_to_date.events.is_empty());
+    let without_since = channels.history(&channel, None).await.unwrap();
+    assert!(without_since.recovered);
+    assert!(without_since.events.is_empty());
+    assert_eq!(without_since.latest, offsets[5]);
+}
+
+async fn channel_history_trimmed_by_length_is_not_recovered(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let count = HISTORY_LEN + 5;
+    let first = channels.publish(&channel, "{}").await.unwrap();
+    for _ in 1..count {
+        channels.publish(&channel, "{}").await.unwrap();
+    }
+    let last = first + count as u64 - 1;
+
+    let old = channels.history(&channel, Some(first)).await.unwrap();
+    assert!(!old.recovered);
+    assert_eq!(old.latest, last);
+    assert_eq!(old.events.len(), HISTORY_LEN);
+    assert_eq!(
+        old.events.first().unwrap().offset,
+        last + 1 - HISTORY_LEN as u64
+    );
+    assert_eq!(old.events.last().unwrap().offset, last);
+
+    // The oldest retained event's predecessor is still reachable.
+    let reachable = channels
+        .history(&channel, Some(last - HISTORY_LEN as u64))
+        .await
+        .unwrap();
+    assert!(reachable.recovered);
+    assert_eq!(reachable.events.len(), HISTORY_LEN);
+}
+
+async fn channel_history_since_an_offset_above_the_latest_is_not_recovered(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("user");
+    let latest = channels.publish(&channel, "{}").await.unwrap();
+    let history = channels.history(&channel, Some(latest + 10)).await.unwrap();
+    assert!(!history.recovered);
+    assert_eq!(history.latest, latest);
+    assert!(history.events.is_empty());
+}
+
+async fn a_channel_never_published_has_latest_zero(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("user");
+    let history = channels.history(&channel, None).await.unwrap();
+    assert_eq!(history.latest, 0);
+    assert!(history.events.is_empty());
+    assert!(history.recovered);
+    let since_zero = channels.history(&channel, Some(0)).await.unwrap();
+    assert!(since_zero.recovered);
+    assert!(since_zero.events.is_empty());
+}
+
+async fn channel_listeners_receive_every_event_of_their_channels_and_no_other(
+    state: StateBackends,
+) {
+    let channels = state.channels;
+    let (shared, own) = (channel_name("facility"), channel_name("facility"));
+    // Two listeners stand for two instances.
+    let mut first = channels.listen().await.unwrap();
+    let mut second = channels.listen().await.unwrap();
+    first.handle().subscribe(&shared).await.unwrap();
+    second.handle().subscribe(&shared).await.unwrap();
+    second.handle().subscribe(&own).await.unwrap();
+
+    let mut shared_offsets = Vec::new();
+    let mut own_offsets = Vec::new();
+    for n in 0..5 {
+        shared_offsets.push(
+            channels
+                .publish(&shared, &format!(r#"{{"n":{n}}}"#))
+                .await
+                .unwrap(),
+        );
+        own_offsets.push(
+            channels
+                .publish(&own, &format!(r#"{{"m":{n}}}"#))
+                .await
+                .unwrap(),
+        );
+    }
+    // A last event on the shared channel: once the first listener has it, anything of the other
+    // channel would have been handed over too.
+    shared_offsets.push(channels.publish(&shared, r#"{"last":true}"#).await.unwrap());
+
+    let mut got_first = Vec::new();
+    while got_first.len() < shared_offsets.len() {
+        let event = next_event(&mut first).await;
+        assert_eq!(
+            &*event.channel, shared,
+            "the first listener never subscribed to it"
+        );
+        got_first.push(event.offset);
+    }
+    assert_eq!(got_first, shared_offsets);
+
+    let (mut got_shared, mut got_own) = (Vec::new(), Vec::new());
+    while got_shared.len() < shared_offsets.len() || got_own.len() < own_offsets.len() {
+        let event = next_event(&mut second).await;
+        if *event.channel == *shared {
+            got_shared.push(event.offset);
+        } else {
+            assert_eq!(&*event.channel, own);
+            got_own.push(event.offset);
+        }
+    }
+    assert_eq!(got_shared, shared_offsets);
+    assert_eq!(got_own, own_offsets);
+    let last = got_first.last().copied().unwrap();
+    let payload = channels.history(&shared, Some(last - 1)).await.unwrap();
+    assert_eq!(&*payload.events[0].payload, r#"{"last":true}"#);
+}
+
+async fn a_channel_unsubscribed_is_no_longer_delivered(state: StateBackends) {
+    let channels = state.channels;
+    let (dropped, kept) = (channel_name("user"), channel_name("user"));
+    let mut listener = channels.listen().await.unwrap();
+    let handle = listener.handle();
+    handle.subscribe(&dropped).await.unwrap();
+    handle.subscribe(&kept).await.unwrap();
+    let before = channels.publish(&dropped, "{}").await.unwrap();
+    assert_eq!(next_event(&mut listener).await.offset, before);
+
+    handle.unsubscribe(&dropped).await.unwrap();
+    handle.unsubscribe(&dropped).await.unwrap(); // A second call changes nothing.
+    channels.publish(&dropped, "{}").await.unwrap();
+    let sentinel = channels.publish(&kept, "{}").await.unwrap();
+    channels.publish(&dropped, "{}").await.unwrap();
+    let sentinel_two = channels.publish(&kept, "{}").await.unwrap();
+
+    for want in [sentinel, sentinel_two] {
+        let event = next_event(&mut listener).await;
+        assert_eq!(
+            &*event.channel, kept,
+            "an unsubscribed channel was delivered"
+        );
+        assert_eq!(event.offset, want);
+    }
+}
+
+async fn channel_listeners_receive_concurrent_publishes_once_each_in_order(state: StateBackends) {
+    const PUBLISHERS: usize = 8;
+    const EACH: usize = 25;
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let mut listeners = Vec::new();
+    for _ in 0..2 {
+        let listener = channels.listen().await.unwrap();
+        listener.handle().subscribe(&channel).await.unwrap();
+        listeners.push(listener);
+    }
+
+    let publishers = (0..PUBLISHERS).map(|p| {
+        let channels = channels.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            for n in 0..EACH {
+                let payload = format!(r#"{{"p":{p},"n":{n}}}"#);
+                offsets.push(channels.publish(&channel, &payload).await.unwrap());
+            }
+            offsets
+        })
+    });
+    let mut published: Vec<u64> = futures::future::join_all(publishers)
+        .await
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .collect();
+    published.sort_unstable();
+    let first = published[0];
+    let expected: Vec<u64> = (first..first + (PUBLISHERS * EACH) as u64).collect();
+    assert_eq!(published, expected, "every publish took the next offset");
+
+    for mut listener in listeners {
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            got.push(next_event(&mut listener).await.offset);
+        }
+        assert_eq!(got, expected, "every offset once, in order");
+    }
+}
+
+async fn concurrent_subscribes_to_one_channel_all_return_subscribed(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let mut listener = channels.listen().await.unwrap();
+    let handle = listener.handle();
+    let subscribes = (0..10).map(|_| {
+        let handle = handle.clone();
+        let channel = channel.clone();
+        tokio::spawn(async move { handle.subscribe(&channel).await })
+    });
+    for result in futures::future::join_all(subscribes).await {
+        result.unwrap().unwrap();
+    }
+    let offset = channels.publish(&channel, "{}").await.unwrap();
+    assert_eq!(next_event(&mut listener).await.offset, offset);
+}
+
+/// How many subscriptions Redis counts for a Pub/Sub channel: `PUBSUB NUMSUB` on a single server,
+/// the sum of `PUBSUB SHARDNUMSUB` over every node of a cluster.
+async fn subscriptions(conn: &RedisConn, urls: &str, name: &str) -> i64 {
+    if !conn.is_cluster() {
+        let counts: (String, i64) = conn
+            .query(redis::cmd("PUBSUB").arg("NUMSUB").arg(name))
+            .await
+            .unwrap();
+        return counts.1;
+    }
+    let mut total = 0;
+    for url in urls.split(',') {
+        let client = redis::Client::open(url).unwrap();
+        let mut node = client.get_multiplexed_async_connection().await.unwrap();
+        let counts: (String, i64) = redis::cmd("PUBSUB")
+            .arg("SHARDNUMSUB")
+            .arg(name)
+            .query_async(&mut node)
+            .await
+            .unwrap();
+        total += counts.1;
+    }
+    total
+}
+
+/// Polls `subscriptions` until it is `want`, for at most 15 s.
+async fn await_subscriptions(conn: &RedisConn, urls: &str, name: &str, want: i64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = subscriptions(conn, urls, name).await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} has {got} subscriptions, not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn a_listener_subscribes_once_per_channel_on_redis(url_var: &str, cluster: bool) {
+    let urls = env_url(url_var);
+    let prefix = format!("test:{}:", Uuid::new_v4().simple());
+    let conn = RedisConn::connect(&RedisOptions::new(&urls, cluster, prefix))
+        .await
+        .unwrap();
+    let channels = RedisChannels::new(conn.clone());
+    let channel = channel_name("facility");
+    let name = channels.pubsub_channel(&channel);
+    let listener = clubpulse_state::Channels::listen(&channels).await.unwrap();
+    let (handle, other) = (listener.handle(), listener.handle());
+    for _ in 0..3 {
+        handle.subscribe(&channel).await.unwrap();
+        other.subscribe(&channel).await.unwrap();
+    }
+    assert_eq!(subscriptions(&conn, &urls, &name).await, 1);
+
+    // A second listener (another instance) has its own subscription.
+    let second = clubpulse_state::Channels::listen(&channels).await.unwrap();
+    second.handle().subscribe(&channel).await.unwrap();
+    assert_eq!(subscriptions(&conn, &urls, &name).await, 2);
+
+    handle.unsubscribe(&channel).await.unwrap();
+    assert_eq!(subscriptions(&conn, &urls, &name).await, 1);
+
+    // Dropping a listener and its handles ends its task and closes its connection.
+    drop((second, handle, other, listener));
+    await_subscriptions(&conn, &urls, &name, 0).await;
+}
+
+#[tokio::test]
+async fn redis_single_a_listener_subscribes_once_per_channel() {
+    a_listener_subscribes_once_per_channel_on_redis("CLUBPULSE_TEST_REDIS_URL", false).await;
+}
+
+#[tokio::test]
+async fn redis_cluster_a_listener_subscribes_once_per_channel() {
+    a_listener_subscribes_once_per_channel_on_redis("CLUBPULSE_TEST_REDIS_CLUSTER_URL", true).await;
 }

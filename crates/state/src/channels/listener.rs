@@ -21,7 +21,8 @@ pub enum RawEvent {
     Resubscribed,
 }
 
-/// A subscription request from a [`ListenerHandle`] to its backend.
+/// A subscription request from a [`ListenerHandle`] to its backend. A backend applies commands
+/// one at a time, in the order they were sent, and answers each before taking the next.
 #[derive(Debug)]
 pub enum Command {
     Subscribe(Arc<str>, oneshot::Sender<Result<(), StateError>>),
@@ -63,8 +64,19 @@ impl ListenerHandle {
     /// published on the channel reaches [`Listener::recv`].
     pub async fn subscribe(&self, channel: &str) -> Result<(), StateError> {
         let channel: Arc<str> = Arc::from(channel);
-        if lock(&self.tracks).contains_key(&channel) {
-            return Ok(());
+        let existing = lock(&self.tracks).get(&channel).copied();
+        match existing {
+            Some(Track::Active(_)) => return Ok(()),
+            // Another call is subscribing: the backend answers commands in order, so once it has
+            // answered this one, it has confirmed that one too.
+            Some(Track::Pending) => {
+                self.subscribe_backend(&channel).await?;
+                if lock(&self.tracks).contains_key(&channel) {
+                    return Ok(());
+                }
+                // That call failed meanwhile: carry on as the first.
+            }
+            None => {}
         }
         lock(&self.tracks).insert(channel.clone(), Track::Pending);
         let result = self.subscribe_backend(&channel).await;

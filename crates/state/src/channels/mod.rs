@@ -21,6 +21,7 @@
 
 mod listener;
 mod memory;
+mod redis;
 
 use std::{sync::Arc, time::Duration};
 
@@ -29,6 +30,7 @@ use async_trait::async_trait;
 pub use self::{
     listener::{Listener, ListenerHandle, RawEvent},
     memory::MemoryChannels,
+    redis::RedisChannels,
 };
 use crate::StateError;
 
