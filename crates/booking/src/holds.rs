@@ -75,7 +75,7 @@ impl Bookings {
     }
 
     /// Checks a request against the facility's grid and the booking window.
-    fn check_rules(&self, ctx: &FacilityContext, range: &TimeRange) -> Result<()> {
+    pub(crate) fn check_rules(&self, ctx: &FacilityContext, range: &TimeRange) -> Result<()> {
         self.window()
             .check(range, Utc::now())
             .map_err(|e| BookingError::rule(e.code(), e.to_string()))?;
@@ -201,7 +201,7 @@ impl Bookings {
 }
 
 /// The price of a range: the slot price times the slots it covers.
-fn price(ctx: &FacilityContext, range: &TimeRange) -> i64 {
+pub(crate) fn price(ctx: &FacilityContext, range: &TimeRange) -> i64 {
     let slots = range.duration().num_minutes() / i64::from(ctx.facility.slot_minutes.max(1));
     ctx.facility.price_cents.saturating_mul(slots)
 }

@@ -6,8 +6,9 @@
 //! Every status change of a booking writes an event to the transactional outbox in the same
 //! transaction (a trigger does it, so no path can forget); the [`relay`] then delivers each event's
 //! side effects at least once, in order per booking: availability invalidated, the hold mirror
-//! updated, popular times counted, the audit event recorded, the member's e-mail queued, and the
-//! event published. The request path also invalidates the cache itself right after its commit, so a
+//! updated, popular times counted, the audit event recorded, the member's notification stored, a
+//! freed range offered to its waitlist, the member's e-mail queued, and the events published on the
+//! real-time channels. The request path also invalidates the cache itself right after its commit, so a
 //! write that returned is visible in the next availability read on any instance; the relay's second
 //! invalidation is harmless.
 //!
@@ -19,6 +20,9 @@
 //! - [`availability`]: the slot grid with each slot's state, from cached day bitmaps.
 //! - [`alternatives`]: what to offer a member who lost a slot.
 //! - [`events`]: the in-process bus the relay publishes booking events on.
+//! - [`waitlist`]: joining and leaving waitlists, and the offers the relay makes when a range frees.
+//! - [`notifications`]: what members are told of their bookings and offers, and reading it.
+//! - [`live`]: the real-time channels' names and payloads.
 //! - [`relay`]: the outbox relay.
 //! - [`sweeper`]: expires holds nobody confirmed.
 //! - [`background`]: the periodic work, run by `serve` or by `clubpulse worker`.
@@ -32,8 +36,11 @@ pub mod context;
 pub mod error;
 pub mod events;
 pub mod holds;
+pub mod live;
+pub mod notifications;
 pub mod relay;
 pub mod sweeper;
+pub mod waitlist;
 
 use std::sync::Arc;
 

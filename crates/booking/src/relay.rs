@@ -12,7 +12,16 @@
 //!   outbox event's id, so it is recorded exactly once (and the chain skips a repeated id anyway);
 //! - a member's e-mail job carries a unique key per booking and event, and its message id is fixed
 //!   by the job, so a repeat is recognisable as the same message;
-//! - popular times count each booking once, by its id, however often it is reported.
+//! - popular times count each booking once, by its id, however often it is reported;
+//! - a member's notification is stored in the batch's transaction under an id derived from the
+//!   outbox event's id, so a redelivered event stores (and publishes) nothing new;
+//! - a freed range is offered to its waitlist in the same transaction (see [`crate::waitlist`]):
+//!   the offer commits with the batch or not at all, and a redelivered event finds the entry no
+//!   longer waiting; the offer is announced when the offer hold's own `booking.held` event is
+//!   delivered (a notification as above, and an e-mail job with a unique key per offer);
+//! - the slot events on `facility:<id>` and the notifications on `user:<id>` are published before
+//!   the commit, so a failure to publish retries the batch (a client may see an event twice, with
+//!   the same `id`, never miss one).
 //!
 //! Relays wake on the outbox's `LISTEN` channel at commit, and poll as the safety net.
 
@@ -22,13 +31,21 @@ use chrono::{DateTime, Utc};
 use clubpulse_audit::{AuditEvent, AuditLog, PgInbox, action};
 use clubpulse_domain::{BookingEvent, BookingEventKind};
 use clubpulse_jobs::{JobSpec, Queue};
-use clubpulse_storage::outbox::{self, OutboxEvent};
-use clubpulse_workers::{BookingMail, BookingMailEvent};
+use clubpulse_storage::{
+    notifications::{self as stored, Notification},
+    outbox::{self, OutboxEvent},
+    waitlist,
+};
+use clubpulse_workers::{BookingMail, BookingMailEvent, WaitlistOfferMail};
 use serde::Deserialize;
 use sqlx::postgres::PgListener;
 use uuid::Uuid;
 
-use crate::{BookingError, Bookings, FacilityContext, Result, context};
+use crate::{
+    BookingError, Bookings, FacilityContext, Result, context,
+    live::{self, FacilityEvent, ReleaseReason, UserEvent},
+    notifications::{self, About},
+};
 
 /// Events per batch: enough to amortise the transaction, few enough to keep the lock briefly.
 const BATCH: i64 = 200;
@@ -45,6 +62,9 @@ struct BookingPayload {
     hold_expires_at: Option<DateTime<Utc>>,
     cancellation_fee_cents: Option<i64>,
     class_id: Option<Uuid>,
+    /// Whether the booking is a waitlist offer (absent from events written before offers existed).
+    #[serde(default)]
+    waitlist_offer: bool,
 }
 
 /// A booking event read from the outbox.
@@ -132,7 +152,11 @@ impl Relay {
             self.mirror(delivery).await?;
             self.count(delivery, &contexts).await;
         }
-        self.enqueue_mail(&deliveries).await?;
+        let (notified, offers) = self
+            .notify_and_offer(&mut tx, &deliveries, &contexts)
+            .await?;
+        self.enqueue_mail(&deliveries, &offers).await?;
+        self.publish_live(&deliveries, &notified).await?;
         if self.audit.enabled() {
             let audited: Vec<AuditEvent> = deliveries.iter().map(audit_event).collect();
             PgInbox::append_in(&mut tx, &audited)
@@ -271,9 +295,144 @@ impl Relay {
         }
     }
 
-    /// Queues the member's e-mail for confirmations and cancellations of their own bookings.
-    async fn enqueue_mail(&self, deliveries: &[Delivery]) -> Result<()> {
+    /// Stores each event's notification for its member, and offers every freed range to its
+    /// waitlist, in the batch's transaction; returns the new notifications and the offer holds
+    /// announced. Class bookings (a class's hold on its facility) notify nobody and free nothing a
+    /// waiter could want.
+    ///
+    /// An offer is announced (notification and e-mail) when its own `booking.held` event is
+    /// delivered, in a later batch: by then the hold has committed, so a member who acts on the
+    /// news at once finds it, and the e-mail job never runs before the hold exists.
+    async fn notify_and_offer(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        deliveries: &[Delivery],
+        contexts: &std::collections::HashMap<Uuid, FacilityContext>,
+    ) -> Result<(Vec<Notification>, Vec<Uuid>)> {
+        let mut notified = Vec::new();
+        let mut announced = Vec::new();
+        for delivery in deliveries {
+            let b = &delivery.booking;
+            let event_id = delivery.event.event_id;
+            let Some(ctx) = contexts
+                .get(&b.facility_id)
+                .filter(|_| b.class_id.is_none())
+            else {
+                continue;
+            };
+            let about = About {
+                booking_id: b.booking_id,
+                start: b.start,
+                end: b.end,
+                ctx,
+            };
+            let new = match (delivery.kind, b.waitlist_offer) {
+                (BookingEventKind::Held, true) => {
+                    // Announced even if it has closed since (its closing is told next, in
+                    // order); not if the member left the waitlist, releasing it.
+                    match waitlist::by_booking(&mut *tx, b.booking_id).await? {
+                        Some(entry) => {
+                            announced.push(b.booking_id);
+                            let expires_at = b.hold_expires_at.unwrap_or(delivery.event.created_at);
+                            Some(notifications::for_offer(
+                                event_id, entry.id, b.user_id, expires_at, &about,
+                            ))
+                        }
+                        None => None,
+                    }
+                }
+                (kind, offer) => {
+                    notifications::for_booking_event(event_id, b.user_id, kind, offer, &about)
+                }
+            };
+            if let Some(new) = new
+                && let Some(stored) = stored::insert(tx, &new).await?
+            {
+                notified.push(stored);
+            }
+            if delivery.kind.releases_slot() {
+                for offer in self
+                    .bookings
+                    .offer_freed(tx, event_id, ctx, b.start, b.blocks_until)
+                    .await?
+                {
+                    tracing::info!(booking.id = %offer.booking.id, waitlist.id = %offer.entry.id, facility.id = %ctx.facility.id, "waitlist offer made");
+                }
+            }
+        }
+        Ok((notified, announced))
+    }
+
+    /// Publishes every booking event of a court booking on its facility's channel, and every new
+    /// notification on its member's channel.
+    async fn publish_live(&self, deliveries: &[Delivery], notified: &[Notification]) -> Result<()> {
+        let channels = &self.bookings.state().channels;
+        for delivery in deliveries {
+            let b = &delivery.booking;
+            if b.class_id.is_some() {
+                continue;
+            }
+            let (id, facility_id, start, end) =
+                (delivery.event.event_id, b.facility_id, b.start, b.end);
+            let event = match delivery.kind {
+                BookingEventKind::Held => FacilityEvent::Held {
+                    id,
+                    facility_id,
+                    start,
+                    end,
+                    expires_at: b.hold_expires_at,
+                },
+                BookingEventKind::Confirmed => FacilityEvent::Booked {
+                    id,
+                    facility_id,
+                    start,
+                    end,
+                },
+                BookingEventKind::Cancelled | BookingEventKind::Expired => {
+                    FacilityEvent::Released {
+                        id,
+                        facility_id,
+                        start,
+                        end,
+                        reason: if delivery.kind == BookingEventKind::Cancelled {
+                            ReleaseReason::Cancelled
+                        } else {
+                            ReleaseReason::Expired
+                        },
+                    }
+                }
+            };
+            channels
+                .publish(&live::facility_channel(facility_id), &live::encode(&event)?)
+                .await?;
+        }
+        for notification in notified {
+            let event = UserEvent::Notification {
+                notification: notification.into(),
+            };
+            channels
+                .publish(
+                    &live::user_channel(notification.user_id),
+                    &live::encode(&event)?,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues the member's e-mail for confirmations and cancellations of their own bookings, and
+    /// for every waitlist offer announced.
+    async fn enqueue_mail(&self, deliveries: &[Delivery], offers: &[Uuid]) -> Result<()> {
         let mut specs = Vec::new();
+        for booking_id in offers {
+            let job = WaitlistOfferMail {
+                booking_id: *booking_id,
+            };
+            specs.push(
+                JobSpec::from_job(&job)
+                    .map_err(|e| BookingError::Corrupt(format!("encoding a mail job: {e}")))?,
+            );
+        }
         for delivery in deliveries {
             if delivery.booking.class_id.is_some() {
                 continue;

@@ -221,6 +221,12 @@ pub struct BookingConfig {
     /// How long a cached availability day may live without being read again.
     /// `CLUBPULSE_AVAILABILITY_TTL_SECONDS`, default 600.
     pub availability_ttl_seconds: u64,
+    /// How long a waitlist offer (a hold made for the first waiter) lasts.
+    /// `CLUBPULSE_WAITLIST_OFFER_SECONDS`, default 900.
+    pub waitlist_offer_seconds: u64,
+    /// Waiting or offered waitlist entries one member may have at once.
+    /// `CLUBPULSE_WAITLIST_MAX_ENTRIES`, default 5.
+    pub waitlist_max_entries: u32,
 }
 
 impl Default for BookingConfig {
@@ -232,6 +238,8 @@ impl Default for BookingConfig {
             min_notice_minutes: 0,
             sweep_interval_ms: 1000,
             availability_ttl_seconds: 600,
+            waitlist_offer_seconds: 900,
+            waitlist_max_entries: 5,
         }
     }
 }

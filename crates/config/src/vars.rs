@@ -424,6 +424,36 @@ pub static VARS: &[Var] = &[
         check: |c| positive(c.booking.availability_ttl_seconds),
     },
     Var {
+        name: "CLUBPULSE_WAITLIST_OFFER_SECONDS",
+        key: "booking.waitlist_offer_seconds",
+        default: DefaultValue::Is("900"),
+        meaning: "how long a waitlist offer (a hold made for the first waiter when a slot frees) lasts; not counted in `CLUBPULSE_MAX_ACTIVE_HOLDS`",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.booking.waitlist_offer_seconds = x),
+        check: |c| {
+            if c.booking.waitlist_offer_seconds == 0 || c.booking.waitlist_offer_seconds > 86_400 {
+                Err("must be between 1 and 86400".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    },
+    Var {
+        name: "CLUBPULSE_WAITLIST_MAX_ENTRIES",
+        key: "booking.waitlist_max_entries",
+        default: DefaultValue::Is("5"),
+        meaning: "waiting or offered waitlist entries per member",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.booking.waitlist_max_entries = x),
+        check: |c| {
+            if c.booking.waitlist_max_entries == 0 || c.booking.waitlist_max_entries > 100 {
+                Err("must be between 1 and 100".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    },
+    Var {
         name: "CLUBPULSE_WS_SEND_QUEUE",
         key: "realtime.send_queue",
         default: DefaultValue::Is("256"),

@@ -24,7 +24,7 @@
 //! # Layout
 //!
 //! - [`template`]: [`Template`] and its data ([`PasswordReset`], [`BookingDetails`],
-//!   [`Cancellation`]); rendering, local times and amounts.
+//!   [`Cancellation`], [`WaitlistOffer`]); rendering, local times and amounts.
 //! - [`email`]: [`Email`], [`Attachment`], [`MessageId`]: a rendered message, transport-free.
 //! - [`mailer`]: [`Mailer`] and [`MailerOptions`]: SMTP (plain, STARTTLS, TLS; rustls) with
 //!   timeouts.
@@ -46,4 +46,4 @@ pub mod template;
 pub use email::{Attachment, Email, MessageId};
 pub use error::MailError;
 pub use mailer::{Mailer, MailerOptions};
-pub use template::{BookingDetails, Cancellation, PasswordReset, Template};
+pub use template::{BookingDetails, Cancellation, PasswordReset, Template, WaitlistOffer};

@@ -1,7 +1,7 @@
 //! [`Template`]: the messages Club Pulse sends, as data a background job can carry, and their
 //! rendering into an [`Email`] (text, HTML and, for a booking, an `.ics` file).
 //!
-//! Plain Rust rather than a template engine: three short messages, checked by the compiler. Every
+//! Plain Rust rather than a template engine: a few short messages, checked by the compiler. Every
 //! value is escaped where it lands: HTML escaping in the HTML part, RFC 5545 escaping in the
 //! calendar, control characters flattened in the subject. Times are stored in UTC and shown in
 //! the club's time zone; amounts are integers in the currency's minor unit.
@@ -19,8 +19,8 @@ use crate::{Attachment, Email, MailError, html, ics};
 const PRODUCT: &str = "Club Pulse";
 
 /// A message to render, with everything it needs. Serialises as an object with a `template` tag
-/// (`"password_reset"`, `"booking_confirmed"`, `"booking_cancelled"`) beside the fields of its
-/// variant, so it can ride in a job payload.
+/// (`"password_reset"`, `"booking_confirmed"`, `"booking_cancelled"`, `"waitlist_offer"`) beside
+/// the fields of its variant, so it can ride in a job payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "template", rename_all = "snake_case")]
 pub enum Template {
@@ -30,6 +30,8 @@ pub enum Template {
     BookingConfirmed(BookingDetails),
     /// A booking was cancelled, maybe with a late-cancellation fee.
     BookingCancelled(Cancellation),
+    /// A slot the member waited for freed up and is held for them until `expires_at`.
+    WaitlistOffer(WaitlistOffer),
 }
 
 /// The password-reset message. `Debug` hides the token.
@@ -104,6 +106,31 @@ pub struct Cancellation {
     pub currency: String,
 }
 
+/// A waitlist offer: a hold in the member's name that passes to the next waiter unless confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitlistOffer {
+    /// The offer hold.
+    pub booking_id: Uuid,
+    /// How to greet the member.
+    pub display_name: String,
+    /// The club's name.
+    pub club_name: String,
+    /// The facility held (`Court 3`).
+    pub facility_name: String,
+    /// The club's time zone, for the times shown (an IANA name in JSON).
+    pub time_zone: Tz,
+    /// Start of the held range.
+    pub start: DateTime<Utc>,
+    /// End of the held range.
+    pub end: DateTime<Utc>,
+    /// When the offer passes on unless confirmed.
+    pub expires_at: DateTime<Utc>,
+    /// The price in minor units (cents) of `currency`.
+    pub price_cents: i64,
+    /// ISO 4217 code (`EUR`).
+    pub currency: String,
+}
+
 impl Template {
     /// A short stable name for logs and metrics: the serde tag.
     pub fn name(&self) -> &'static str {
@@ -111,6 +138,7 @@ impl Template {
             Self::PasswordReset(_) => "password_reset",
             Self::BookingConfirmed(_) => "booking_confirmed",
             Self::BookingCancelled(_) => "booking_cancelled",
+            Self::WaitlistOffer(_) => "waitlist_offer",
         }
     }
 
@@ -123,6 +151,7 @@ impl Template {
             Self::PasswordReset(reset) => reset.render(to, message_id, &base),
             Self::BookingConfirmed(booking) => booking.render(to, message_id, &base),
             Self::BookingCancelled(cancellation) => cancellation.render(to, message_id, &base),
+            Self::WaitlistOffer(offer) => offer.render(to, message_id, &base),
         }
     }
 }
@@ -322,6 +351,67 @@ impl Cancellation {
             html::table(&rows),
             html::paragraph(&fee_sentence),
             html::button(&link, "See the booking"),
+        ]
+        .concat();
+        Email::new(
+            to,
+            Some(&self.display_name),
+            message_id,
+            subject.clone(),
+            text,
+            html::page(&subject, &body),
+        )
+    }
+}
+
+impl WaitlistOffer {
+    fn render(&self, to: &str, message_id: &str, base: &str) -> Result<Email, MailError> {
+        let link = booking_link(base, self.booking_id);
+        let when = local_span(self.time_zone, self.start, self.end);
+        let until = self
+            .expires_at
+            .with_timezone(&self.time_zone)
+            .format("%H:%M on %A %-d %B")
+            .to_string();
+        let price = money(self.price_cents, &self.currency);
+        let id = self.booking_id.to_string();
+        let subject = format!(
+            "A slot you waited for is free: {} at {}, {}",
+            one_line(&self.facility_name),
+            one_line(&self.club_name),
+            local_short(self.time_zone, self.start),
+        );
+        let rows = [
+            ("Club", self.club_name.as_str()),
+            ("Facility", self.facility_name.as_str()),
+            ("When", when.as_str()),
+            ("Price", price.as_str()),
+            ("Held until", until.as_str()),
+            ("Booking", id.as_str()),
+        ];
+        let sentence = format!(
+            "The slot you were waiting for has freed up, and we are holding it for you until \
+             {until}. Confirm it before then; after that it passes to the next member waiting."
+        );
+        let text = format!(
+            "{greeting}\n\
+             \n\
+             {sentence}\n\
+             \n\
+             {rows}\
+             \n\
+             Confirm or release it here: {link}\n\
+             \n\
+             {PRODUCT}\n",
+            greeting = greeting(&self.display_name),
+            rows = text_rows(&rows),
+        );
+        let body = [
+            "<h1 style=\"font-size:20px;\">A slot you waited for is free</h1>\n".to_owned(),
+            html::paragraph(&greeting(&self.display_name)),
+            html::paragraph(&sentence),
+            html::table(&rows),
+            html::button(&link, "Confirm your booking"),
         ]
         .concat();
         Email::new(
@@ -712,6 +802,50 @@ mod tests {
         let json = serde_json::to_value(Template::BookingConfirmed(booking())).unwrap();
         assert_eq!(json["time_zone"], "Europe/Madrid");
         assert_eq!(json["start"], "2025-06-14T16:00:00Z");
+    }
+
+    fn offer() -> WaitlistOffer {
+        let b = booking();
+        WaitlistOffer {
+            booking_id: b.booking_id,
+            display_name: b.display_name,
+            club_name: b.club_name,
+            facility_name: b.facility_name,
+            time_zone: b.time_zone,
+            start: b.start,
+            end: b.end,
+            expires_at: Utc.with_ymd_and_hms(2025, 6, 14, 10, 15, 0).unwrap(),
+            price_cents: 1250,
+            currency: "EUR".into(),
+        }
+    }
+
+    #[test]
+    fn a_waitlist_offer_says_until_when_it_is_held_in_local_time() {
+        let email = Template::WaitlistOffer(offer())
+            .render(TO, "w-1", BASE)
+            .unwrap();
+        assert_eq!(
+            email.subject(),
+            "A slot you waited for is free: Pista 1 & 2 at Club Náutico, Sur, Sat 14 Jun, 18:00"
+        );
+        let text = email.text();
+        assert!(text.contains("until 12:15 on Saturday 14 June"), "{text}");
+        assert!(
+            text.contains("Saturday 14 June 2025, 18:00–19:30 (Europe/Madrid)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("https://club.example/bookings/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
+        );
+        assert!(email.html().contains("Pista 1 &amp; 2"));
+        assert!(email.attachments().is_empty());
+        let json = serde_json::to_value(Template::WaitlistOffer(offer())).unwrap();
+        assert_eq!(json["template"], "waitlist_offer");
+        assert_eq!(
+            serde_json::from_value::<Template>(json).unwrap(),
+            Template::WaitlistOffer(offer())
+        );
     }
 
     #[test]

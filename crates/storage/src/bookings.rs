@@ -33,7 +33,7 @@ pub struct Booking {
 }
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: Uuid,
     facility_id: Uuid,
     user_id: Uuid,

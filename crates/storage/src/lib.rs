@@ -11,6 +11,8 @@
 //! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
 //! - [`outbox`]: side effects owed by committed writes, for the relay to deliver.
+//! - [`notifications`]: members' stored notifications.
+//! - [`waitlist`]: members waiting for a taken range, and the offer holds made for them.
 //! - [`search`]: the facilities' search index (embeddings and full text), the two retrievers,
 //!   similar facilities, favourites and recommendation candidates.
 //! - [`sent_mail`]: booking e-mails already sent, so a repeated mail job sends nothing.
@@ -23,12 +25,14 @@ pub mod clubs;
 pub mod database;
 pub mod embedded;
 pub mod facilities;
+pub mod notifications;
 pub mod outbox;
 pub mod search;
 pub mod sent_mail;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;
+pub mod waitlist;
 
 pub use database::{Database, DatabaseOptions};
 pub use embedded::{EmbeddedError, EmbeddedPostgres};

@@ -7,7 +7,8 @@
 //!
 //! # Layout
 //!
-//! - [`mail`]: e-mail jobs ([`SendMail`], [`BookingMail`]) and their handlers.
+//! - [`mail`]: e-mail jobs ([`SendMail`], [`BookingMail`], [`WaitlistOfferMail`]) and their
+//!   handlers.
 //! - [`search`]: keeping the search index current ([`IndexFacility`], [`IndexMissing`]), and the
 //!   [`reindex`](search::reindex) behind `clubpulse search reindex`.
 //! - this file: what handlers need ([`Deps`]), the [`registry`] of every job kind, the queue for a
@@ -25,7 +26,7 @@ use clubpulse_search::EmbeddingService;
 use clubpulse_state::RedisConn;
 use sqlx::PgPool;
 
-pub use mail::{BookingMail, BookingMailEvent, SendMail};
+pub use mail::{BookingMail, BookingMailEvent, SendMail, WaitlistOfferMail};
 pub use search::{IndexFacility, IndexMissing};
 
 /// What handlers reach: the database, the mailer, the embedding model and the configuration.

@@ -9,8 +9,10 @@ pub mod clubs;
 pub mod facilities;
 pub mod health;
 pub mod jobs;
+pub mod notifications;
 pub mod realtime;
 pub mod search;
+pub mod waitlist;
 
 use axum::Router;
 use utoipa::{
@@ -45,6 +47,8 @@ use crate::AppState;
         (name = "facilities", description = "Facilities"),
         (name = "bookings", description = "Holds, bookings, availability and popular times"),
         (name = "classes", description = "Classes and enrolments"),
+        (name = "waitlist", description = "Waiting for a taken slot, and the offers made when it frees"),
+        (name = "notifications", description = "A member's notifications"),
         (name = "search", description = "Natural-language search, similar facilities, favourites and recommendations"),
         (name = "realtime", description = "Live slot events and notifications over a WebSocket; the messages are the `ClientMessage` and `ServerMessage` schemas"),
         (name = "operations", description = "Health and readiness"),
@@ -142,6 +146,8 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(facilities::router())
                 .merge(bookings::router())
                 .merge(classes::router())
+                .merge(waitlist::router())
+                .merge(notifications::router())
                 .merge(search::router())
                 .merge(realtime::router()),
         )

@@ -605,6 +605,9 @@ async fn bad_input_anywhere_gets_a_problem_and_changes_nothing() {
             "method_not_allowed",
         ),
     ];
+    // The audit flusher runs on its own clock: chain what is pending first, so that both snapshots
+    // see the same log however long the cases take.
+    app.flush_audit().await;
     let before = snapshot(&app).await;
 
     for c in cases {
@@ -636,6 +639,7 @@ async fn bad_input_anywhere_gets_a_problem_and_changes_nothing() {
         }
     }
 
+    app.flush_audit().await;
     assert_eq!(
         snapshot(&app).await,
         before,
@@ -806,6 +810,18 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
         .await
         .unwrap();
     let class = class["id"].as_str().expect("a class").to_owned();
+    // Another member waits for the member's hold: an entry that is not the member's.
+    let waiting: Value = app
+        .post(
+            "/api/v1/waitlist",
+            json!({"facility_id": fid, "start": start, "end": end}),
+            Some(&other.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let waiting = waiting["id"].as_str().expect("a waitlist entry").to_owned();
     let key: Value = app
         .post(
             "/api/v1/admin/api-keys",
@@ -900,6 +916,12 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
             M::POST,
             format!("/api/v1/classes/{class}/enrollments"),
             json!({"spots": 1}),
+            m,
+        ),
+        (
+            M::POST,
+            "/api/v1/waitlist".to_owned(),
+            json!({"facility_id": fid, "start": start, "end": end}),
             m,
         ),
         (
@@ -1041,6 +1063,36 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
         case(M::POST, format!("/api/v1/classes/{nobody}/enrollments"), Body::Json(json!({"spots": 1})), m, 404, "class_not_found"),
         case(M::POST, "/api/v1/enrollments/xyz/cancel", Body::None, m, 400, "invalid_path"),
         case(M::POST, format!("/api/v1/enrollments/{nobody}/cancel"), Body::None, m, 404, ANY_CODE),
+        // The waitlist.
+        case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": fid, "start": later.0, "end": later.1})), m, 409, "slot_free"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": fid, "start": start, "end": end})), o, 409, "already_waiting"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": fid, "start": start, "end": end})), None, 401, "unauthenticated"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(hold_at(year_1)), m, 422, ANY_CODE),
+        case(M::POST, "/api/v1/waitlist", Body::Json(hold_at(year_9999)), m, 422, ANY_CODE),
+        case(M::POST, "/api/v1/waitlist", Body::Json(hold_at((year_1.0, year_9999.1))), m, 422, ANY_CODE),
+        case(M::POST, "/api/v1/waitlist", Body::Json(hold_at((later.1.as_str(), later.0.as_str()))), m, 422, "invalid_range"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(hold_at(("2026-05-01T10:00:00", "2026-05-01T11:00:00"))), m, 422, "validation_failed"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(hold_at((local(MADRID, 2, 10, 10).as_str(), end.as_str()))), m, 422, ANY_CODE),
+        case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": nobody, "start": later.0, "end": later.1})), m, 404, "facility_not_found"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": "xyz", "start": later.0, "end": later.1})), m, 422, "validation_failed"),
+        case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": fid, "start": later.0})), m, 422, "validation_failed"),
+        case(M::GET, "/api/v1/waitlist?limit=0", Body::None, m, 422, "validation_failed"),
+        case(M::GET, "/api/v1/waitlist?limit=201", Body::None, m, 422, "validation_failed"),
+        case(M::GET, "/api/v1/waitlist?status=waiting", Body::None, m, 400, "invalid_query"),
+        case(M::GET, "/api/v1/waitlist", Body::None, None, 401, "unauthenticated"),
+        case(M::DELETE, "/api/v1/waitlist/xyz", Body::None, m, 400, "invalid_path"),
+        case(M::DELETE, format!("/api/v1/waitlist/{nobody}"), Body::None, m, 404, "waitlist_entry_not_found"),
+        case(M::DELETE, format!("/api/v1/waitlist/{waiting}"), Body::None, m, 404, "waitlist_entry_not_found"),
+        case(M::DELETE, format!("/api/v1/waitlist/{waiting}"), Body::None, None, 401, "unauthenticated"),
+        // Notifications.
+        case(M::GET, "/api/v1/me/notifications", Body::None, None, 401, "unauthenticated"),
+        case(M::GET, "/api/v1/me/notifications?limit=0", Body::None, m, 422, "validation_failed"),
+        case(M::GET, "/api/v1/me/notifications?limit=201", Body::None, m, 422, "validation_failed"),
+        case(M::GET, "/api/v1/me/notifications?unread=maybe", Body::None, m, 400, "invalid_query"),
+        case(M::GET, "/api/v1/me/notifications?unread=%00", Body::None, m, 400, "invalid_query"),
+        case(M::POST, "/api/v1/me/notifications/xyz/read", Body::None, m, 400, "invalid_path"),
+        case(M::POST, format!("/api/v1/me/notifications/{nobody}/read"), Body::None, m, 404, "notification_not_found"),
+        case(M::POST, format!("/api/v1/me/notifications/{nobody}/read"), Body::None, None, 401, "unauthenticated"),
         // Search, favourites and recommendations.
         case(M::GET, "/api/v1/search/facilities?q=tenis&limit=51", Body::None, None, 422, "validation_failed"),
         case(M::GET, "/api/v1/search/facilities?q=tenis&limit=0", Body::None, None, 422, "validation_failed"),

@@ -434,3 +434,69 @@ pub fn local(zone: &str, days: i64, hour: u32, minute: u32) -> String {
         .expect("an existing local time")
         .to_rfc3339()
 }
+
+/// Subscribes a new listener of the server's real-time channels to `channels`; events published
+/// from then on reach it.
+pub async fn listen(app: &TestApp, channels: &[String]) -> clubpulse_state::Listener {
+    let listener = app
+        .state
+        .bookings
+        .state()
+        .channels
+        .listen()
+        .await
+        .expect("a channel listener");
+    let handle = listener.handle();
+    for channel in channels {
+        handle.subscribe(channel).await.expect("subscribe");
+    }
+    listener
+}
+
+/// Receives events until one matches `want` (channel, payload), and returns its payload; fails the
+/// test after `timeout`, naming what it saw on the way.
+pub async fn receive_until(
+    listener: &mut clubpulse_state::Listener,
+    timeout: std::time::Duration,
+    want: impl Fn(&str, &Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut seen = Vec::new();
+    loop {
+        let event = match tokio::time::timeout_at(deadline, listener.recv()).await {
+            Ok(Some(event)) => event,
+            Ok(None) => panic!("the listener stopped; saw {seen:?}"),
+            Err(_) => panic!("no matching event in time; saw {seen:?}"),
+        };
+        let payload: Value = serde_json::from_str(&event.payload).expect("a JSON payload");
+        for reserved in ["type", "channel", "offset"] {
+            assert!(
+                payload.get(reserved).is_none(),
+                "a payload uses the reserved member {reserved}: {payload}"
+            );
+        }
+        if want(&event.channel, &payload) {
+            return payload;
+        }
+        seen.push((event.channel.to_string(), payload));
+    }
+}
+
+/// Polls `probe` until it returns `Some`, failing the test after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -166,6 +166,11 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("put", "/api/v1/me/favorites/{facility_id}"),
         ("delete", "/api/v1/me/favorites/{facility_id}"),
         ("get", "/api/v1/me/recommendations"),
+        ("post", "/api/v1/waitlist"),
+        ("get", "/api/v1/waitlist"),
+        ("delete", "/api/v1/waitlist/{id}"),
+        ("get", "/api/v1/me/notifications"),
+        ("post", "/api/v1/me/notifications/{id}/read"),
         ("get", "/health"),
         ("get", "/ready"),
     ];
