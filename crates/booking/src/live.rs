@@ -10,15 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The channel of one facility's slot events.
-pub fn facility_channel(facility_id: Uuid) -> String {
-    format!("facility:{facility_id}")
-}
-
-/// The channel of one member's notifications.
-pub fn user_channel(user_id: Uuid) -> String {
-    format!("user:{user_id}")
-}
+pub use clubpulse_realtime::{facility_channel, user_channel};
 
 /// Why a slot was released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

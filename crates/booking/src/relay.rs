@@ -402,17 +402,24 @@ impl Relay {
                     }
                 }
             };
+            // The outbox event's id: a redelivered batch shows nobody the event twice.
             channels
-                .publish(&live::facility_channel(facility_id), &live::encode(&event)?)
+                .publish_once(
+                    &live::facility_channel(facility_id),
+                    &id.to_string(),
+                    &live::encode(&event)?,
+                )
                 .await?;
         }
         for notification in notified {
+            let (user_id, id) = (notification.user_id, notification.id);
             let event = UserEvent::Notification {
                 notification: notification.into(),
             };
             channels
-                .publish(
-                    &live::user_channel(notification.user_id),
+                .publish_once(
+                    &live::user_channel(user_id),
+                    &id.to_string(),
                     &live::encode(&event)?,
                 )
                 .await?;

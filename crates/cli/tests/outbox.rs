@@ -1,7 +1,8 @@
 //! The outbox through the real binary: `clubpulse serve` SIGKILLed while confirmations are in
 //! flight loses no booking's side effects, and applies none twice, once `clubpulse worker` (the
 //! web instance's background work, run apart) has delivered what was owed. Real PostgreSQL and
-//! Redis; `scripts/test` provides both.
+//! Redis; `scripts/test` provides both. Slot events leave through the outbox too: watchers of an
+//! instance SIGKILLed with their sockets open reconnect to another with `since` and miss nothing.
 
 #![allow(clippy::unwrap_used)] // A failed unwrap is a failed test.
 
@@ -24,6 +25,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 mod support;
+#[path = "../../http/tests/api/ws_client.rs"]
+#[allow(dead_code)] // The API tests use all of it; this one part of it.
+mod ws_client;
+
+use ws_client::WsClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
 const WAIT: Duration = Duration::from_secs(60);
@@ -356,4 +362,111 @@ async fn holds_expire_with_web_instances_doing_no_background_work_and_a_worker_b
         signal(child, Signal::SIGTERM);
         assert!(child.wait().unwrap().success());
     }
+}
+
+/// Starts one more `clubpulse serve` of the same deployment; its base URL.
+async fn another_instance(world: &World) -> (Child, String) {
+    let port = support::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let server = world
+        .command(&["serve"])
+        .env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"))
+        .spawn()
+        .unwrap();
+    wait_ready(&base).await;
+    (server, base)
+}
+
+fn addr(base: &str) -> std::net::SocketAddr {
+    base.trim_start_matches("http://").parse().unwrap()
+}
+
+#[tokio::test]
+async fn watchers_of_an_instance_killed_with_sockets_open_reconnect_elsewhere_and_miss_nothing() {
+    let Deployment {
+        world,
+        mut server,
+        client,
+        base,
+        admin,
+        court,
+    } = Deployment::start(&[]).await;
+    let (mut other, other_base) = another_instance(&world).await;
+    let channel = format!("facility:{}", court["id"].as_str().unwrap());
+
+    // Three watchers on the first instance; the bookings are made on the second.
+    let mut watchers = Vec::new();
+    for _ in 0..3 {
+        let mut socket = WsClient::connect(addr(&base), &admin).await;
+        socket.subscribe(&channel, None).await;
+        watchers.push(socket);
+    }
+    let first = hold(
+        &client,
+        &other_base,
+        &court,
+        &admin,
+        madrid(1, 10),
+        madrid(1, 11),
+    )
+    .await;
+    let mut seen = 0;
+    for socket in &mut watchers {
+        let event = socket.next_event(&channel).await;
+        assert_eq!(event["event"], "slot.held");
+        seen = event["offset"].as_u64().unwrap();
+    }
+
+    signal(&server, Signal::SIGKILL);
+    server.wait().unwrap();
+    drop(watchers);
+
+    // While nobody watches: a cancellation and a new hold.
+    let cancelled = client
+        .post(format!("{other_base}/api/v1/bookings/{first}/cancel"))
+        .bearer_auth(&admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancelled.status(), 200);
+    hold(
+        &client,
+        &other_base,
+        &court,
+        &admin,
+        madrid(1, 12),
+        madrid(1, 13),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while world.count("SELECT count(*) FROM outbox").await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "events left in the outbox"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    for _ in 0..3 {
+        let mut socket = WsClient::connect(addr(&other_base), &admin).await;
+        let subscribed = socket.subscribe(&channel, Some(seen)).await;
+        assert_eq!(subscribed["recovered"], true);
+        let released = socket.next_event(&channel).await;
+        assert_eq!(released["event"], "slot.released");
+        assert_eq!(released["reason"], "cancelled");
+        assert_eq!(released["offset"], seen + 1);
+        let held = socket.next_event(&channel).await;
+        assert_eq!(held["event"], "slot.held");
+        assert_eq!(held["offset"], seen + 2);
+        assert_eq!(subscribed["offset"], seen + 2);
+        socket.send(json!({"type": "ping"})).await;
+        assert_eq!(
+            socket.next_message().await,
+            json!({"type": "pong"}),
+            "nothing more"
+        );
+    }
+    signal(&other, Signal::SIGTERM);
+    assert!(other.wait().unwrap().success());
 }

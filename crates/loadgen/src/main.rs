@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 mod jobs;
 mod search;
+mod ws;
 
 #[derive(Debug, Parser)]
 #[command(about = "Load generator for Club Pulse")]
@@ -52,6 +53,8 @@ struct Args {
     admin_password: String,
     #[command(flatten)]
     jobs: jobs::JobsArgs,
+    #[command(flatten)]
+    ws: ws::WsArgs,
     /// PostgreSQL, for the `recall` scenario.
     #[arg(long, default_value = "")]
     database_url: String,
@@ -86,6 +89,9 @@ enum Scenario {
     SearchUncached,
     /// No server: recall@10 of the HNSW index against an exact scan, on `--database-url`.
     Recall,
+    /// `--connections` WebSockets on one facility's channel: how long an event takes to reach the
+    /// last of them, and the server's memory per idle connection.
+    WsFanout,
 }
 
 #[derive(Debug, Serialize)]
@@ -156,6 +162,9 @@ async fn main() -> anyhow::Result<()> {
     let base = args.base_url.trim_end_matches('/').to_owned();
     if let Scenario::Contention = args.scenario {
         return contention(&client, &base, &args).await;
+    }
+    if let Scenario::WsFanout = args.scenario {
+        return ws::run(&client, &base, &args).await;
     }
     let (elapsed, histogram, errors) = if let Scenario::Argon2Limit = args.scenario {
         argon2_limit(Duration::from_secs(args.seconds)).await?

@@ -104,6 +104,7 @@ conformance!(
     a_channel_unsubscribed_is_no_longer_delivered,
     channel_listeners_receive_concurrent_publishes_once_each_in_order,
     concurrent_subscribes_to_one_channel_all_return_subscribed,
+    an_event_published_twice_under_one_id_is_delivered_and_kept_once,
 );
 
 fn new_session(user_id: Uuid, idle: Duration, absolute: Duration) -> NewSession {
@@ -1538,4 +1539,32 @@ async fn redis_single_a_listener_subscribes_once_per_channel() {
 #[tokio::test]
 async fn redis_cluster_a_listener_subscribes_once_per_channel() {
     a_listener_subscribes_once_per_channel_on_redis("CLUBPULSE_TEST_REDIS_CLUSTER_URL", true).await;
+}
+
+async fn an_event_published_twice_under_one_id_is_delivered_and_kept_once(state: StateBackends) {
+    let channels = state.channels;
+    let channel = channel_name("facility");
+    let mut listener = channels.listen().await.unwrap();
+    listener.handle().subscribe(&channel).await.unwrap();
+
+    let first = channels
+        .publish_once(&channel, "event-1", r#"{"n":1}"#)
+        .await
+        .unwrap();
+    let again = channels
+        .publish_once(&channel, "event-1", r#"{"n":1}"#)
+        .await
+        .unwrap();
+    assert_eq!(again, first, "a repeat answers the first offset");
+    let other = channels
+        .publish_once(&channel, "event-2", r#"{"n":2}"#)
+        .await
+        .unwrap();
+    assert_eq!(other, first + 1);
+
+    assert_eq!(next_event(&mut listener).await.offset, first);
+    assert_eq!(next_event(&mut listener).await.offset, other);
+    let history = channels.history(&channel, Some(first - 1)).await.unwrap();
+    let kept: Vec<u64> = history.events.iter().map(|e| e.offset).collect();
+    assert_eq!(kept, vec![first, other]);
 }

@@ -171,6 +171,7 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("delete", "/api/v1/waitlist/{id}"),
         ("get", "/api/v1/me/notifications"),
         ("post", "/api/v1/me/notifications/{id}/read"),
+        ("get", "/api/v1/ws"),
         ("get", "/health"),
         ("get", "/ready"),
     ];

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{self, Message, client::IntoClientRequest, h
 use uuid::Uuid;
 
 use crate::{
-    helpers::{Backend, Setup, TestApp},
+    helpers::{Backend, Setup, TestApp, local},
     ws_client::{WsClient, request},
 };
 
@@ -481,4 +481,70 @@ async fn wait_for_connections(app: &TestApp, n: usize) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn watchers_on_one_instance_see_holds_releases_and_expiries_made_on_another() {
+    let mut setup = Setup::default();
+    setup.config.booking.hold_seconds = 1;
+    setup.config.booking.sweep_interval_ms = 100;
+    let first = TestApp::spawn_with(setup.clone()).await;
+    let second = TestApp::spawn_with(Setup {
+        database_url: Some(first.database_url.clone()),
+        redis_prefix: Some(first.redis_prefix.clone()),
+        ..setup
+    })
+    .await;
+    let admin = first.user(Role::Admin).await;
+    let facility = first.facility(&admin, "Europe/Madrid", json!({})).await;
+    let channel = format!("facility:{}", facility["id"].as_str().unwrap());
+    let watcher = first.user(Role::Member).await;
+    let member = first.user(Role::Member).await;
+    let mut socket = WsClient::connect(second.addr, &watcher.token).await;
+    socket.subscribe(&channel, None).await;
+
+    let (start, end) = (
+        local("Europe/Madrid", 2, 10, 0),
+        local("Europe/Madrid", 2, 11, 0),
+    );
+    let held = first.hold(&member, &facility, &start, &end).await;
+    assert_eq!(held.status(), 201);
+    let held: serde_json::Value = held.json().await.unwrap();
+    let event = socket.next_event(&channel).await;
+    assert_eq!(event["event"], "slot.held", "{event}");
+    assert_eq!(event["facility_id"], facility["id"]);
+    assert_eq!(instant(&event["start"]), instant(&held["start"]));
+    assert_eq!(instant(&event["end"]), instant(&held["end"]));
+    let mut last = event["offset"].as_u64().unwrap();
+
+    let cancelled = first
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/bookings/{}/cancel", held["id"].as_str().unwrap()),
+            None,
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let event = socket.next_event(&channel).await;
+    assert_eq!(event["event"], "slot.released", "{event}");
+    assert_eq!(event["reason"], "cancelled");
+    assert!(event["offset"].as_u64().unwrap() > last);
+    last = event["offset"].as_u64().unwrap();
+
+    // A hold nobody confirms: the sweeper releases it, and the watchers are told why.
+    assert_eq!(
+        first.hold(&member, &facility, &start, &end).await.status(),
+        201
+    );
+    let event = socket.next_event(&channel).await;
+    assert_eq!(event["event"], "slot.held", "{event}");
+    let event = socket.next_event(&channel).await;
+    assert_eq!(event["event"], "slot.released", "{event}");
+    assert_eq!(event["reason"], "expired");
+    assert!(event["offset"].as_u64().unwrap() > last);
+}
+
+fn instant(value: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
+    value.as_str().unwrap().parse().unwrap()
 }

@@ -22,8 +22,8 @@ const LISTENER_QUEUE: usize = 4096;
 #[derive(Debug, Default)]
 struct Channel {
     latest: u64,
-    /// Retained events with the instant each was published, oldest first.
-    log: VecDeque<(Instant, ChannelEvent)>,
+    /// Retained events with the instant each was published and its id, oldest first.
+    log: VecDeque<(Instant, Option<Arc<str>>, ChannelEvent)>,
 }
 
 impl Channel {
@@ -34,7 +34,7 @@ impl Channel {
         while self
             .log
             .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > HISTORY_AGE)
+            .is_some_and(|(at, _, _)| now.duration_since(*at) > HISTORY_AGE)
         {
             self.log.pop_front();
         }
@@ -66,6 +66,57 @@ impl MemoryChannels {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Appends an event (unless `id` is already in the channel's history) and hands it to the
+    /// listeners subscribed.
+    async fn append(
+        &self,
+        channel: &str,
+        id: Option<&str>,
+        payload: &str,
+    ) -> Result<u64, StateError> {
+        let now = Instant::now();
+        let (event, targets) = {
+            let mut inner = self.lock();
+            let name: Arc<str> = Arc::from(channel);
+            let entry = inner.channels.entry(name.clone()).or_default();
+            entry.trim(now);
+            if let Some(id) = id
+                && let Some((_, _, first)) = entry
+                    .log
+                    .iter()
+                    .find(|(_, seen, _)| seen.as_deref() == Some(id))
+            {
+                return Ok(first.offset);
+            }
+            entry.latest = if entry.latest == 0 {
+                super::seed_offset()
+            } else {
+                entry.latest + 1
+            };
+            let event = ChannelEvent {
+                channel: name.clone(),
+                offset: entry.latest,
+                payload: Arc::from(payload),
+            };
+            entry.log.push_back((now, id.map(Arc::from), event.clone()));
+            entry.trim(now);
+            inner.listeners.retain(|_, l| !l.events.is_closed());
+            let targets: Vec<_> = inner
+                .listeners
+                .values()
+                .filter(|l| l.channels.contains(&name))
+                .map(|l| l.events.clone())
+                .collect();
+            (event, targets)
+        };
+        // Outside the lock: concurrent publishers may arrive out of order, which the listener
+        // repairs from history.
+        for target in targets {
+            let _ = target.send(RawEvent::Event(event.clone())).await;
+        }
+        Ok(event.offset)
+    }
+
     /// Applies one listener's subscription command.
     fn apply(&self, id: u64, command: Command) {
         let mut inner = self.lock();
@@ -87,38 +138,16 @@ impl MemoryChannels {
 #[async_trait]
 impl Channels for MemoryChannels {
     async fn publish(&self, channel: &str, payload: &str) -> Result<u64, StateError> {
-        let now = Instant::now();
-        let (event, targets) = {
-            let mut inner = self.lock();
-            let name: Arc<str> = Arc::from(channel);
-            let entry = inner.channels.entry(name.clone()).or_default();
-            entry.latest = if entry.latest == 0 {
-                super::seed_offset()
-            } else {
-                entry.latest + 1
-            };
-            let event = ChannelEvent {
-                channel: name.clone(),
-                offset: entry.latest,
-                payload: Arc::from(payload),
-            };
-            entry.log.push_back((now, event.clone()));
-            entry.trim(now);
-            inner.listeners.retain(|_, l| !l.events.is_closed());
-            let targets: Vec<_> = inner
-                .listeners
-                .values()
-                .filter(|l| l.channels.contains(&name))
-                .map(|l| l.events.clone())
-                .collect();
-            (event, targets)
-        };
-        // Outside the lock: concurrent publishers may arrive out of order, which the listener
-        // repairs from history.
-        for target in targets {
-            let _ = target.send(RawEvent::Event(event.clone())).await;
-        }
-        Ok(event.offset)
+        self.append(channel, None, payload).await
+    }
+
+    async fn publish_once(
+        &self,
+        channel: &str,
+        id: &str,
+        payload: &str,
+    ) -> Result<u64, StateError> {
+        self.append(channel, Some(id), payload).await
     }
 
     async fn history(&self, channel: &str, since: Option<u64>) -> Result<History, StateError> {
@@ -127,7 +156,7 @@ impl Channels for MemoryChannels {
             return Ok(super::history_after(0, [], since));
         };
         entry.trim(Instant::now());
-        let retained: Vec<ChannelEvent> = entry.log.iter().map(|(_, e)| e.clone()).collect();
+        let retained: Vec<ChannelEvent> = entry.log.iter().map(|(_, _, e)| e.clone()).collect();
         Ok(super::history_after(entry.latest, retained, since))
     }
 

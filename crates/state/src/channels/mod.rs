@@ -69,6 +69,13 @@ pub trait Channels: Send + Sync + 'static {
     /// listener subscribed to the channel, on every instance. Returns the offset.
     async fn publish(&self, channel: &str, payload: &str) -> Result<u64, StateError>;
 
+    /// [`Channels::publish`] of an event with an id: publishing the same id again on the channel,
+    /// while its first publish is still in history, publishes nothing and returns the first
+    /// offset. A publisher that retries (the outbox relay redelivering a batch) therefore never
+    /// shows a client one event twice.
+    async fn publish_once(&self, channel: &str, id: &str, payload: &str)
+    -> Result<u64, StateError>;
+
     /// The channel's latest offset and, with `since`, every retained event after it. Without
     /// `since`, no events and `recovered` true.
     async fn history(&self, channel: &str, since: Option<u64>) -> Result<History, StateError>;

@@ -13,6 +13,9 @@
 //!   payload) under an ID from the server's clock. Bounded by [`HISTORY_LEN`] entries (`MAXLEN`,
 //!   exact) and by [`HISTORY_AGE`] (`XTRIM MINID` at each publish, and reads skip older entries);
 //!   it expires [`HISTORY_AGE`] after the channel's last event, by when all of it is too old anyway.
+//! - `ch:{<c>}:ids`: the ids of the latest [`HISTORY_LEN`] events published with one
+//!   ([`Channels::publish_once`]), a sorted set scored by offset, expiring with the history: a
+//!   repeated id is answered with its first offset and published no more.
 //! - `ch:{<c>}`: the Pub/Sub channel (a shard channel on a cluster, which lives in the same slot).
 //!   A message is `<offset>:<payload>`.
 //!
@@ -95,13 +98,19 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 const LISTENER_QUEUE: usize = 4096;
 
 /// One publish.
-/// KEYS: the counter, the stream, the Pub/Sub channel. ARGV: payload, history length, history age
-/// (ms), stream TTL (ms), counter TTL (ms), `PUBLISH` or `SPUBLISH`. Returns the offset.
+/// KEYS: the counter, the stream, the Pub/Sub channel, the ids of recent events (a sorted set, id
+/// scored by offset). ARGV: payload, history length, history age (ms), stream TTL (ms), counter
+/// TTL (ms), `PUBLISH` or `SPUBLISH`, the event's id (empty for none). Returns the offset: the first
+/// one's, without publishing, for an id already published and still remembered.
 /// Numbers going into commands are formatted with `%d`, as Lua's default conversion would round
 /// them to 14 significant digits.
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
+        if ARGV[7] ~= '' then
+            local first = redis.call('ZSCORE', KEYS[4], ARGV[7])
+            if first then return tonumber(first) end
+        end
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         local offset
@@ -127,6 +136,11 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
         redis.call('PEXPIRE', KEYS[2], ARGV[4])
         redis.call('PEXPIRE', KEYS[1], ARGV[5])
         redis.call(ARGV[6], KEYS[3], o .. ':' .. ARGV[1])
+        if ARGV[7] ~= '' then
+            redis.call('ZADD', KEYS[4], o, ARGV[7])
+            redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -tonumber(ARGV[2]) - 1)
+            redis.call('PEXPIRE', KEYS[4], ARGV[4])
+        end
         return offset
         ",
     )
@@ -177,8 +191,36 @@ impl RedisChannels {
         Self { redis }
     }
 
+    /// One publish, with an id to remember (empty for none).
+    async fn append(&self, channel: &str, id: &str, payload: &str) -> Result<u64, StateError> {
+        let command = if self.redis.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let mut invocation = PUBLISH.prepare_invoke();
+        invocation
+            .key(self.seq_key(channel))
+            .key(self.log_key(channel))
+            .key(self.pubsub_channel(channel))
+            .key(self.ids_key(channel))
+            .arg(payload)
+            .arg(HISTORY_LEN)
+            .arg(millis(HISTORY_AGE))
+            .arg(millis(HISTORY_AGE).max(1))
+            .arg(millis(SEQ_TTL))
+            .arg(command)
+            .arg(id);
+        let offset: u64 = self.redis.script(&invocation).await?;
+        Ok(offset)
+    }
+
     fn seq_key(&self, channel: &str) -> String {
         self.redis.key(format_args!("ch:{{{channel}}}:seq"))
+    }
+
+    fn ids_key(&self, channel: &str) -> String {
+        self.redis.key(format_args!("ch:{{{channel}}}:ids"))
     }
 
     fn log_key(&self, channel: &str) -> String {
@@ -202,24 +244,16 @@ fn corrupt(what: impl std::fmt::Display) -> StateError {
 #[async_trait]
 impl Channels for RedisChannels {
     async fn publish(&self, channel: &str, payload: &str) -> Result<u64, StateError> {
-        let command = if self.redis.is_cluster() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        };
-        let mut invocation = PUBLISH.prepare_invoke();
-        invocation
-            .key(self.seq_key(channel))
-            .key(self.log_key(channel))
-            .key(self.pubsub_channel(channel))
-            .arg(payload)
-            .arg(HISTORY_LEN)
-            .arg(millis(HISTORY_AGE))
-            .arg(millis(HISTORY_AGE).max(1))
-            .arg(millis(SEQ_TTL))
-            .arg(command);
-        let offset: u64 = self.redis.script(&invocation).await?;
-        Ok(offset)
+        self.append(channel, "", payload).await
+    }
+
+    async fn publish_once(
+        &self,
+        channel: &str,
+        id: &str,
+        payload: &str,
+    ) -> Result<u64, StateError> {
+        self.append(channel, id, payload).await
     }
 
     async fn history(&self, channel: &str, since: Option<u64>) -> Result<History, StateError> {
