@@ -94,6 +94,23 @@ pub fn limit(field: &str, raw: Option<i64>, default: i64, max: i64) -> Result<i6
     Ok(limit)
 }
 
+/// The query of a member's own listing: `?limit=` only.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// At most this many, newest first (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<i64>,
+}
+
+impl PageQuery {
+    /// The page size asked for, checked.
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        limit("limit", self.limit, 50, 200)
+    }
+}
+
 /// Comma-separated ids, deduplicated, `1..=max` of them.
 pub fn id_list(field: &str, raw: &str, max: usize) -> Result<Vec<uuid::Uuid>, ApiError> {
     let mut ids = Vec::new();

@@ -100,21 +100,7 @@ pub(crate) fn register(registry: &mut Registry, deps: Deps) {
         let deps = for_offer.clone();
         async move {
             let key = job.message_key();
-            if sent_mail::was_sent(&deps.db, &key)
-                .await
-                .map_err(JobFailure::new)?
-            {
-                tracing::info!(job.id = %ctx.id, "offer mail already sent; not sending it again");
-                return Ok(());
-            }
-            let Some((to, template)) = offer_message(&deps, &job).await? else {
-                return Ok(());
-            };
-            deliver(&deps, &ctx, &to, &key, &template).await?;
-            sent_mail::mark_sent(&deps.db, &key)
-                .await
-                .map_err(JobFailure::new)?;
-            Ok(())
+            send_once(&deps, &ctx, &key, offer_message(&deps, &job)).await
         }
     });
     registry.register::<SendMail, _>(move |job: SendMail, ctx: JobContext| {
@@ -125,23 +111,34 @@ pub(crate) fn register(registry: &mut Registry, deps: Deps) {
         let deps = deps.clone();
         async move {
             let key = job.message_key();
-            if sent_mail::was_sent(&deps.db, &key)
-                .await
-                .map_err(JobFailure::new)?
-            {
-                tracing::info!(job.id = %ctx.id, "booking mail already sent; not sending it again");
-                return Ok(());
-            }
-            let Some((to, template)) = booking_message(&deps, &job).await? else {
-                return Ok(());
-            };
-            deliver(&deps, &ctx, &to, &key, &template).await?;
-            sent_mail::mark_sent(&deps.db, &key)
-                .await
-                .map_err(JobFailure::new)?;
-            Ok(())
+            send_once(&deps, &ctx, &key, booking_message(&deps, &job)).await
         }
     });
+}
+
+/// Sends the message `message` builds, once per `key`: a message recorded as sent is not built or
+/// sent again, and one that no longer applies (`None`: its booking is gone) is not sent at all.
+async fn send_once(
+    deps: &Deps,
+    ctx: &JobContext,
+    key: &str,
+    message: impl std::future::Future<Output = Result<Option<(String, Template)>, JobFailure>>,
+) -> Result<(), JobFailure> {
+    if sent_mail::was_sent(&deps.db, key)
+        .await
+        .map_err(JobFailure::new)?
+    {
+        tracing::info!(job.id = %ctx.id, message.key = key, "mail already sent; not sending it again");
+        return Ok(());
+    }
+    let Some((to, template)) = message.await? else {
+        return Ok(());
+    };
+    deliver(deps, ctx, &to, key, &template).await?;
+    sent_mail::mark_sent(&deps.db, key)
+        .await
+        .map_err(JobFailure::new)?;
+    Ok(())
 }
 
 async fn deliver(

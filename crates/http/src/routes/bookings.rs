@@ -224,25 +224,16 @@ async fn create_recurring(
     ))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// At most this many, newest first (1 to 200, default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<i64>,
-}
-
 /// My bookings, newest first.
-#[utoipa::path(get, path = "/bookings", tag = "bookings", params(ListQuery),
+#[utoipa::path(get, path = "/bookings", tag = "bookings", params(parse::PageQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = [BookingView]), ProblemResponses))]
 async fn list_bookings(
     State(app): State<AppState>,
     user: CurrentUser,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<parse::PageQuery>,
 ) -> Result<Json<Vec<BookingView>>, ApiError> {
-    let limit = parse::limit("limit", query.limit, 50, 200)?;
+    let limit = query.limit()?;
     let found = app.bookings.list_mine((&user).into(), limit).await?;
     Ok(Json(found.into_iter().map(Into::into).collect()))
 }

@@ -4,7 +4,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use clubpulse_storage::waitlist::Entry;
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
@@ -90,25 +90,16 @@ async fn join_waitlist(
     Ok((StatusCode::CREATED, Json(entry.into())))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListQuery {
-    /// At most this many, newest first (1 to 200, default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<i64>,
-}
-
 /// My waitlist entries, newest first, with their status, place in line and offer hold.
-#[utoipa::path(get, path = "/waitlist", tag = "waitlist", params(ListQuery),
+#[utoipa::path(get, path = "/waitlist", tag = "waitlist", params(parse::PageQuery),
     security(("bearer" = []), ("cookie" = [])),
     responses((status = 200, body = [WaitlistEntryView]), ProblemResponses))]
 async fn list_waitlist(
     State(app): State<AppState>,
     user: CurrentUser,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<parse::PageQuery>,
 ) -> Result<Json<Vec<WaitlistEntryView>>, ApiError> {
-    let limit = parse::limit("limit", query.limit, 50, 200)?;
+    let limit = query.limit()?;
     let found = app.bookings.waitlist_mine((&user).into(), limit).await?;
     Ok(Json(found.into_iter().map(Into::into).collect()))
 }
