@@ -187,7 +187,9 @@ impl Listener {
         match track {
             // Not (or no longer) subscribed.
             None => {}
-            Some(Track::Pending) => self.deliver(event),
+            // Pending, or subscribed when the channel had no event on record: its first event
+            // is seeded from the clock, so there is no gap to fill before it.
+            Some(Track::Pending | Track::Active(0)) => self.deliver(event),
             Some(Track::Active(last)) if event.offset <= last => {}
             Some(Track::Active(last)) if event.offset == last + 1 => self.deliver(event),
             Some(Track::Active(last)) => {
