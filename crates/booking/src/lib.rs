@@ -47,7 +47,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clubpulse_config::BookingConfig;
 use clubpulse_domain::{BookingStatus, BookingWindow, Role};
-use clubpulse_state::StateBackends;
+use clubpulse_state::{MirroredHold, StateBackends};
 use clubpulse_storage::bookings::Booking;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -134,7 +134,15 @@ impl Bookings {
         for booking in bookings {
             let mirrored = match (booking.status, booking.hold_expires_at) {
                 (BookingStatus::Held, Some(expires_at)) => {
-                    holds.put(booking.id, booking.facility_id, expires_at).await
+                    holds
+                        .put(&MirroredHold {
+                            booking_id: booking.id,
+                            facility_id: booking.facility_id,
+                            start: booking.start,
+                            end: booking.end,
+                            expires_at,
+                        })
+                        .await
                 }
                 _ => holds.remove(booking.id).await,
             };

@@ -264,7 +264,15 @@ impl Relay {
         let b = &delivery.booking;
         match (delivery.kind, b.hold_expires_at) {
             (BookingEventKind::Held, Some(expires_at)) => {
-                holds.put(b.booking_id, b.facility_id, expires_at).await?
+                holds
+                    .put(&clubpulse_state::MirroredHold {
+                        booking_id: b.booking_id,
+                        facility_id: b.facility_id,
+                        start: b.start,
+                        end: b.end,
+                        expires_at,
+                    })
+                    .await?
             }
             _ => holds.remove(b.booking_id).await?,
         }

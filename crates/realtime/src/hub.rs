@@ -412,6 +412,7 @@ impl Connection {
                 channel: client_name,
                 offset: history.latest,
                 recovered: history.recovered,
+                holds: None,
             },
             replay,
         })

@@ -20,4 +20,6 @@ pub mod hub;
 pub mod protocol;
 
 pub use hub::{Connection, Hub, HubLimits, Outbound, SubscribeError, Subscribed, close};
-pub use protocol::{Channel, ClientMessage, ServerMessage, facility_channel, user_channel};
+pub use protocol::{
+    Channel, ClientMessage, HeldSlot, ServerMessage, facility_channel, user_channel,
+};

@@ -36,6 +36,10 @@ pub enum ServerMessage {
         channel: String,
         offset: u64,
         recovered: bool,
+        /// On a facility channel: what is held there right now (from the hold mirror), so that a
+        /// watcher starts from the present and follows the events after it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        holds: Option<Vec<HeldSlot>>,
     },
     /// An unsubscription took effect.
     Unsubscribed {
@@ -47,6 +51,15 @@ pub enum ServerMessage {
         code: String,
         detail: String,
     },
+}
+
+/// A slot held right now, as a `subscribed` message lists it (RFC 3339 instants).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HeldSlot {
+    pub start: String,
+    pub end: String,
+    pub expires_at: String,
 }
 
 impl ServerMessage {

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 pub use availability::{AvailabilityCache, Cached, DayBits, DayKey};
 pub use channels::{ChannelEvent, Channels, History, Listener, ListenerHandle};
-pub use holds::HoldMirror;
+pub use holds::{HoldMirror, MirroredHold};
 pub use popularity::{PopularSlot, PopularTimes};
 pub use rate_limit::{Decision, Limit, RateLimiter};
 pub use redis_conn::{RedisConn, RedisOptions};

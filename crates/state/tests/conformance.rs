@@ -17,8 +17,9 @@ use std::{
 use chrono::{NaiveDate, Utc};
 use clubpulse_domain::Role;
 use clubpulse_state::{
-    AvailabilityCache, Cached, DayBits, DayKey, Decision, Limit, NewSession, PopularSlot,
-    RateLimiter, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends, TokenPurpose,
+    AvailabilityCache, Cached, DayBits, DayKey, Decision, Limit, MirroredHold, NewSession,
+    PopularSlot, RateLimiter, RedisConn, RedisOptions, SessionStore, SessionToken, StateBackends,
+    TokenPurpose,
     channels::{ChannelEvent, HISTORY_LEN, Listener, RedisChannels},
 };
 use uuid::Uuid;
@@ -81,6 +82,7 @@ conformance!(
     popular_times_count_a_booking_once_however_often_it_is_reported,
     popular_times_scores_answer_every_facility_in_order,
     a_mirrored_hold_is_found_until_removed,
+    a_facilitys_live_holds_are_listed_by_start_until_removed_or_expired,
     a_mirrored_hold_expires_at_its_expiry,
     a_hold_mirrored_with_a_past_expiry_stores_nothing,
     a_rate_limit_admits_exactly_max_then_refuses,
@@ -766,13 +768,74 @@ async fn popular_times_scores_answer_every_facility_in_order(state: StateBackend
 
 // --- Hold mirror ---
 
+/// A hold of `booking` on `facility`, tomorrow 10:00–11:00, mirrored until `expires_at`.
+fn mirrored(booking: Uuid, facility: Uuid, expires_at: chrono::DateTime<Utc>) -> MirroredHold {
+    let start = Utc::now() + chrono::Duration::days(1);
+    MirroredHold {
+        booking_id: booking,
+        facility_id: facility,
+        start,
+        end: start + chrono::Duration::hours(1),
+        expires_at,
+    }
+}
+
+async fn a_facilitys_live_holds_are_listed_by_start_until_removed_or_expired(state: StateBackends) {
+    let holds = state.holds;
+    let (facility, other_facility) = (Uuid::new_v4(), Uuid::new_v4());
+    let later = Utc::now() + chrono::Duration::minutes(10);
+    let mut first = mirrored(Uuid::new_v4(), facility, later);
+    first.start -= chrono::Duration::hours(2);
+    first.end -= chrono::Duration::hours(2);
+    let second = mirrored(Uuid::new_v4(), facility, later);
+    let elsewhere = mirrored(Uuid::new_v4(), other_facility, later);
+    let mut brief = mirrored(
+        Uuid::new_v4(),
+        facility,
+        Utc::now() + chrono::Duration::milliseconds(300),
+    );
+    brief.start += chrono::Duration::hours(2);
+    brief.end += chrono::Duration::hours(2);
+    for hold in [&second, &first, &elsewhere, &brief] {
+        holds.put(hold).await.unwrap();
+    }
+    let ids = |listed: &[MirroredHold]| listed.iter().map(|h| h.booking_id).collect::<Vec<_>>();
+    let listed = holds.on_facility(facility).await.unwrap();
+    assert_eq!(
+        ids(&listed),
+        vec![first.booking_id, second.booking_id, brief.booking_id],
+        "by start"
+    );
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    holds.remove(first.booking_id).await.unwrap();
+    let listed = holds.on_facility(facility).await.unwrap();
+    // Millisecond precision is what the mirror keeps.
+    assert_eq!(ids(&listed), vec![second.booking_id], "{listed:?}");
+    assert_eq!(
+        listed[0].start.timestamp_millis(),
+        second.start.timestamp_millis()
+    );
+    assert_eq!(
+        listed[0].expires_at.timestamp_millis(),
+        second.expires_at.timestamp_millis()
+    );
+    assert!(holds.on_facility(Uuid::new_v4()).await.unwrap().is_empty());
+}
+
 async fn a_mirrored_hold_is_found_until_removed(state: StateBackends) {
     let holds = state.holds;
     let (booking, other, facility) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let expires_at = Utc::now() + chrono::Duration::minutes(10);
 
-    holds.put(booking, facility, expires_at).await.unwrap();
-    holds.put(other, facility, expires_at).await.unwrap();
+    holds
+        .put(&mirrored(booking, facility, expires_at))
+        .await
+        .unwrap();
+    holds
+        .put(&mirrored(other, facility, expires_at))
+        .await
+        .unwrap();
 
     assert_eq!(holds.get(booking).await.unwrap(), Some(facility));
     assert_eq!(holds.get(Uuid::new_v4()).await.unwrap(), None);
@@ -789,11 +852,11 @@ async fn a_mirrored_hold_expires_at_its_expiry(state: StateBackends) {
     let (booking, facility) = (Uuid::new_v4(), Uuid::new_v4());
 
     holds
-        .put(
+        .put(&mirrored(
             booking,
             facility,
             Utc::now() + chrono::Duration::milliseconds(300),
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(holds.get(booking).await.unwrap(), Some(facility));
@@ -808,22 +871,30 @@ async fn a_hold_mirrored_with_a_past_expiry_stores_nothing(state: StateBackends)
     let (booking, facility) = (Uuid::new_v4(), Uuid::new_v4());
 
     holds
-        .put(booking, facility, Utc::now() - chrono::Duration::seconds(1))
+        .put(&mirrored(
+            booking,
+            facility,
+            Utc::now() - chrono::Duration::seconds(1),
+        ))
         .await
         .unwrap();
     assert_eq!(holds.get(booking).await.unwrap(), None);
 
     // A later put with a past expiry also ends an earlier mirror of the same hold.
     holds
-        .put(
+        .put(&mirrored(
             booking,
             facility,
             Utc::now() + chrono::Duration::minutes(10),
-        )
+        ))
         .await
         .unwrap();
     holds
-        .put(booking, facility, Utc::now() - chrono::Duration::seconds(1))
+        .put(&mirrored(
+            booking,
+            facility,
+            Utc::now() - chrono::Duration::seconds(1),
+        ))
         .await
         .unwrap();
     assert_eq!(holds.get(booking).await.unwrap(), None);

@@ -38,6 +38,7 @@ use crate::AppState;
         search::SearchMode,
         clubpulse_realtime::ClientMessage,
         clubpulse_realtime::ServerMessage,
+        clubpulse_realtime::HeldSlot,
     )),
     modifiers(&SecuritySchemes),
     tags(

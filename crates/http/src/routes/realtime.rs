@@ -19,7 +19,9 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::Response,
 };
-use clubpulse_realtime::{Channel, ClientMessage, Connection, Outbound, ServerMessage, close};
+use clubpulse_realtime::{
+    Channel, ClientMessage, Connection, HeldSlot, Outbound, ServerMessage, close,
+};
 use clubpulse_state::TokenHash;
 use futures::{SinkExt, StreamExt, stream::SplitSink};
 use tokio::time::Instant;
@@ -193,14 +195,21 @@ async fn answer(
                 Err(refusal) => return vec![text(&refusal)],
             };
             match conn.subscribe(&resolved, since).await {
-                Ok(subscribed) => std::iter::once(text(&subscribed.message))
-                    .chain(
-                        subscribed
-                            .replay
-                            .iter()
-                            .map(|frame| Message::Text(frame.as_ref().into())),
-                    )
-                    .collect(),
+                Ok(mut subscribed) => {
+                    if let (Channel::Facility(id), ServerMessage::Subscribed { holds, .. }) =
+                        (&resolved, &mut subscribed.message)
+                    {
+                        *holds = held_now(app, *id).await;
+                    }
+                    std::iter::once(text(&subscribed.message))
+                        .chain(
+                            subscribed
+                                .replay
+                                .iter()
+                                .map(|frame| Message::Text(frame.as_ref().into())),
+                        )
+                        .collect()
+                }
                 Err(err) => vec![text(&err.to_message())],
             }
         }
@@ -231,6 +240,27 @@ async fn resolve(app: &AppState, user: &CurrentUser, name: &str) -> Result<Chann
         }
     }
     Ok(channel)
+}
+
+/// What the hold mirror says is held at a facility right now; `None` (the field left out) when the
+/// mirror cannot answer, since events follow either way.
+async fn held_now(app: &AppState, facility_id: uuid::Uuid) -> Option<Vec<HeldSlot>> {
+    match app.state.holds.on_facility(facility_id).await {
+        Ok(holds) => Some(
+            holds
+                .into_iter()
+                .map(|h| HeldSlot {
+                    start: h.start.to_rfc3339(),
+                    end: h.end.to_rfc3339(),
+                    expires_at: h.expires_at.to_rfc3339(),
+                })
+                .collect(),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the hold mirror for a new watcher");
+            None
+        }
+    }
 }
 
 fn unknown_channel(name: &str) -> ServerMessage {

@@ -42,6 +42,7 @@ both_backends!(
     a_socket_whose_session_ends_is_closed_at_the_next_heartbeat,
     shutdown_closes_every_socket_with_going_away,
     many_clients_reconnecting_at_once_all_recover,
+    a_new_watcher_starts_from_what_is_held_now,
 );
 
 async fn spawn(backend: Backend) -> TestApp {
@@ -547,4 +548,50 @@ async fn watchers_on_one_instance_see_holds_releases_and_expiries_made_on_anothe
 
 fn instant(value: &serde_json::Value) -> chrono::DateTime<chrono::Utc> {
     value.as_str().unwrap().parse().unwrap()
+}
+
+async fn a_new_watcher_starts_from_what_is_held_now(backend: Backend) {
+    let app = spawn(backend).await;
+    let admin = app.user(Role::Admin).await;
+    let facility = app.facility(&admin, "Europe/Madrid", json!({})).await;
+    let channel = format!("facility:{}", facility["id"].as_str().unwrap());
+    let member = app.user(Role::Member).await;
+    let (start, end) = (
+        local("Europe/Madrid", 3, 18, 0),
+        local("Europe/Madrid", 3, 19, 0),
+    );
+    let held = app.hold(&member, &facility, &start, &end).await;
+    assert_eq!(held.status(), 201);
+    let held: serde_json::Value = held.json().await.unwrap();
+
+    let mut watcher = WsClient::connect(app.addr, &member.token).await;
+    let subscribed = watcher.subscribe(&channel, None).await;
+    let holds = subscribed["holds"].as_array().expect("the holds held now");
+    assert_eq!(holds.len(), 1, "{subscribed}");
+    assert_eq!(instant(&holds[0]["start"]), instant(&held["start"]));
+    assert_eq!(instant(&holds[0]["end"]), instant(&held["end"]));
+    assert_eq!(
+        instant(&holds[0]["expires_at"]).timestamp_millis(),
+        instant(&held["expires_at"]).timestamp_millis()
+    );
+
+    let cancelled = app
+        .request(
+            reqwest::Method::POST,
+            &format!("/api/v1/bookings/{}/cancel", held["id"].as_str().unwrap()),
+            None,
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+    let mut later = WsClient::connect(app.addr, &member.token).await;
+    let subscribed = later.subscribe(&channel, None).await;
+    assert_eq!(
+        subscribed["holds"],
+        json!([]),
+        "a cancelled hold is held no more"
+    );
+    // The user channel lists no holds.
+    let user = later.subscribe("user", None).await;
+    assert!(user.get("holds").is_none(), "{user}");
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::HoldMirror;
+use super::{HoldMirror, MirroredHold};
 use crate::StateError;
 
 /// How often at most a `put` sweeps out expired mirrors that nobody read again.
@@ -18,8 +18,8 @@ const SWEEP_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 #[derive(Debug)]
 struct Inner {
-    /// Booking id → (facility id, expiry).
-    holds: HashMap<Uuid, (Uuid, DateTime<Utc>)>,
+    /// Booking id → the hold.
+    holds: HashMap<Uuid, MirroredHold>,
     last_sweep: DateTime<Utc>,
 }
 
@@ -52,22 +52,17 @@ impl MemoryHoldMirror {
 
 #[async_trait]
 impl HoldMirror for MemoryHoldMirror {
-    async fn put(
-        &self,
-        booking_id: Uuid,
-        facility_id: Uuid,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), StateError> {
+    async fn put(&self, hold: &MirroredHold) -> Result<(), StateError> {
         let now = Utc::now();
         let mut inner = self.lock();
         if now - inner.last_sweep >= SWEEP_EVERY {
-            inner.holds.retain(|_, (_, expires)| *expires > now);
+            inner.holds.retain(|_, h| h.expires_at > now);
             inner.last_sweep = now;
         }
-        if expires_at <= now {
-            inner.holds.remove(&booking_id);
+        if hold.expires_at <= now {
+            inner.holds.remove(&hold.booking_id);
         } else {
-            inner.holds.insert(booking_id, (facility_id, expires_at));
+            inner.holds.insert(hold.booking_id, *hold);
         }
         Ok(())
     }
@@ -81,12 +76,25 @@ impl HoldMirror for MemoryHoldMirror {
         let now = Utc::now();
         let mut inner = self.lock();
         match inner.holds.get(&booking_id) {
-            Some(&(facility_id, expires_at)) if expires_at > now => Ok(Some(facility_id)),
+            Some(hold) if hold.expires_at > now => Ok(Some(hold.facility_id)),
             Some(_) => {
                 inner.holds.remove(&booking_id);
                 Ok(None)
             }
             None => Ok(None),
         }
+    }
+
+    async fn on_facility(&self, facility_id: Uuid) -> Result<Vec<MirroredHold>, StateError> {
+        let now = Utc::now();
+        let mut live: Vec<MirroredHold> = self
+            .lock()
+            .holds
+            .values()
+            .filter(|h| h.facility_id == facility_id && h.expires_at > now)
+            .copied()
+            .collect();
+        live.sort_by_key(|h| (h.start, h.booking_id));
+        Ok(live)
     }
 }
