@@ -31,6 +31,12 @@ pub mod action {
     pub const API_KEY_CREATED: &str = "api_key.created";
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
     pub const API_KEY_ROTATED: &str = "api_key.rotated";
+    /// A checkout started (`payment.pending`), the provider's verdict, and money given back;
+    /// `details` carry the booking, the amounts and the provider.
+    pub const PAYMENT_PENDING: &str = "payment.pending";
+    pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
+    pub const PAYMENT_FAILED: &str = "payment.failed";
+    pub const PAYMENT_REFUNDED: &str = "payment.refunded";
 }
 
 /// An event before it has a place in the chain.

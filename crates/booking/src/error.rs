@@ -40,6 +40,9 @@ pub enum BookingError {
     /// Shared state failed in background work (the relay's invalidation or hold mirror).
     #[error(transparent)]
     State(#[from] StateError),
+    /// The payment provider failed or refused a call.
+    #[error(transparent)]
+    Payment(clubpulse_payments::ProviderError),
     /// Stored data the service cannot read (a facility with an unknown time zone, say).
     #[error("{0}")]
     Corrupt(String),

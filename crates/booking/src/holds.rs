@@ -158,6 +158,12 @@ impl Bookings {
             BookingStatus::Expired => return Err(BookingError::hold_expired()),
             BookingStatus::Held => {}
         }
+        if self.payment_required(actor, &current) {
+            return Err(BookingError::conflict(
+                "payment_required",
+                "this booking is confirmed by its payment: start a checkout",
+            ));
+        }
         let ctx = context::load_any(&mut *tx, current.facility_id).await?;
         let confirmed = bookings::confirm(&mut tx, id, actor.id).await?;
         let changed = match &confirmed {
@@ -171,7 +177,7 @@ impl Bookings {
     }
 
     /// Cancels a hold or a booking and frees the slot. A confirmed booking cancelled later than the
-    /// club's policy allows records a fee.
+    /// club's policy allows records a fee; what its payments took is refunded, less that fee.
     pub async fn cancel(&self, actor: Actor, id: Uuid) -> Result<Booking> {
         let mut tx = self.db().begin().await?;
         let current = bookings::lock(&mut tx, id, actor.owner_filter())
@@ -194,8 +200,15 @@ impl Bookings {
         let cancelled = bookings::cancel(&mut tx, id, fee, actor.id)
             .await?
             .ok_or_else(BookingError::booking_not_found)?;
+        let refunding = self.owe_cancellation_refunds(&mut tx, &cancelled).await?;
         tx.commit().await?;
         self.settle(&ctx, std::slice::from_ref(&cancelled)).await?;
+        for payment_id in refunding {
+            // Owed in the cancellation's transaction: a failure here is retried by reconciliation.
+            if let Err(err) = self.make_refunds(Some(payment_id)).await {
+                tracing::warn!(error = %err, payment.id = %payment_id, "a cancellation's refund could not be made yet");
+            }
+        }
         Ok(cancelled)
     }
 }

@@ -23,6 +23,7 @@
 //! - [`waitlist`]: joining and leaving waitlists, and the offers the relay makes when a range frees.
 //! - [`notifications`]: what members are told of their bookings and offers, and reading it.
 //! - [`live`]: the real-time channels' names and payloads.
+//! - [`payments`]: checkout, the provider's verdicts, on-site payment, refunds and reconciliation.
 //! - [`relay`]: the outbox relay.
 //! - [`sweeper`]: expires holds nobody confirmed.
 //! - [`background`]: the periodic work, run by `serve` or by `clubpulse worker`.
@@ -38,6 +39,7 @@ pub mod events;
 pub mod holds;
 pub mod live;
 pub mod notifications;
+pub mod payments;
 pub mod relay;
 pub mod sweeper;
 pub mod waitlist;
@@ -82,17 +84,25 @@ struct Inner {
     state: StateBackends,
     rules: BookingConfig,
     events: Events,
+    provider: Arc<dyn clubpulse_payments::PaymentProvider>,
     #[cfg(feature = "testing")]
     faults: testing::Faults,
 }
 
 impl Bookings {
-    pub fn new(db: PgPool, state: StateBackends, rules: BookingConfig) -> Self {
+    /// The service over one pool and one set of backends, taking payments through `provider`.
+    pub fn new(
+        db: PgPool,
+        state: StateBackends,
+        rules: BookingConfig,
+        provider: Arc<dyn clubpulse_payments::PaymentProvider>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 db,
                 state,
                 rules,
+                provider,
                 events: Events::default(),
                 #[cfg(feature = "testing")]
                 faults: testing::Faults::default(),

@@ -6,7 +6,7 @@
 //! notification already stored and creates (and publishes) nothing new.
 
 use chrono::{DateTime, Utc};
-use clubpulse_domain::BookingEventKind;
+use clubpulse_domain::{BookingEventKind, RefundReason};
 use clubpulse_storage::notifications::{self, NewNotification, Notification};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -23,15 +23,18 @@ pub enum Kind {
     BookingExpired,
     /// A slot the member waited for is held for them.
     WaitlistOffer,
+    /// Money was given back (a cancellation, or a payment that came after the slot was taken).
+    PaymentRefunded,
 }
 
 impl Kind {
     /// Every kind, in the API's order.
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::BookingConfirmed,
         Kind::BookingCancelled,
         Kind::BookingExpired,
         Kind::WaitlistOffer,
+        Kind::PaymentRefunded,
     ];
 
     /// The stable name clients branch on.
@@ -41,6 +44,7 @@ impl Kind {
             Self::BookingCancelled => "booking.cancelled",
             Self::BookingExpired => "booking.expired",
             Self::WaitlistOffer => "waitlist.offer",
+            Self::PaymentRefunded => "payment.refunded",
         }
     }
 }
@@ -176,6 +180,63 @@ pub(crate) fn for_offer(
     }
 }
 
+/// A refund of `amount_cents` made on a payment, told to the member who paid.
+pub(crate) struct Refunded<'a> {
+    pub payment_id: Uuid,
+    pub amount_cents: i64,
+    pub currency: &'a str,
+    pub reason: Option<RefundReason>,
+}
+
+/// The notification of a refund, announced by the payment's `payment.refunded` event `event_id`.
+pub(crate) fn for_refund(
+    event_id: Uuid,
+    user_id: Uuid,
+    refund: &Refunded<'_>,
+    about: &About<'_>,
+) -> NewNotification {
+    let amount = money(refund.amount_cents, refund.currency);
+    let what = about.what();
+    let body = match refund.reason {
+        Some(RefundReason::SlotTaken) => format!(
+            "Your payment for {what} arrived after your hold had expired and the slot had been \
+             taken, so {amount} was refunded. The booking was not made."
+        ),
+        Some(RefundReason::Cancelled) => {
+            format!("{amount} of your payment for {what} was refunded after the cancellation.")
+        }
+        Some(RefundReason::Duplicate) | None => format!(
+            "{amount} of your payment for {what} was refunded: the booking was already paid or no \
+             longer active."
+        ),
+    };
+    let mut data = about.data();
+    if let Value::Object(map) = &mut data {
+        map.insert("payment_id".to_owned(), json!(refund.payment_id));
+        map.insert("refunded_cents".to_owned(), json!(refund.amount_cents));
+        map.insert("currency".to_owned(), json!(refund.currency));
+        map.insert("reason".to_owned(), json!(refund.reason));
+    }
+    NewNotification {
+        id: derived_id(event_id, Kind::PaymentRefunded.as_str(), None),
+        user_id,
+        kind: Kind::PaymentRefunded.as_str(),
+        title: format!("Refund of {amount}"),
+        body,
+        data,
+    }
+}
+
+/// `12.50 EUR`.
+fn money(cents: i64, currency: &str) -> String {
+    format!(
+        "{}.{:02} {}",
+        cents / 100,
+        (cents % 100).abs(),
+        currency.to_ascii_uppercase()
+    )
+}
+
 impl Bookings {
     /// The actor's notifications, newest first.
     pub async fn notifications(
@@ -225,6 +286,12 @@ mod tests {
             derived_id(event, "x", None),
             derived_id(Uuid::now_v7(), "x", None)
         );
+    }
+
+    #[test]
+    fn amounts_are_written_with_their_cents_and_currency() {
+        assert_eq!(money(1250, "eur"), "12.50 EUR");
+        assert_eq!(money(5, "EUR"), "0.05 EUR");
     }
 
     #[test]

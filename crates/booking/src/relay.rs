@@ -67,6 +67,27 @@ struct BookingPayload {
     waitlist_offer: bool,
 }
 
+/// A payment event's payload, as the `payments_outbox` trigger writes it.
+#[derive(Debug, Clone, Deserialize)]
+struct PaymentPayload {
+    payment_id: Uuid,
+    booking_id: Uuid,
+    user_id: Uuid,
+    provider: String,
+    status: String,
+    amount_cents: i64,
+    refunded_cents: i64,
+    refund_reason: Option<String>,
+    currency: String,
+}
+
+/// A payment event read from the outbox: `payment.pending`, `.succeeded`, `.failed`, `.refunded`.
+#[derive(Debug, Clone)]
+struct PaymentDelivery {
+    event: OutboxEvent,
+    payment: PaymentPayload,
+}
+
 /// A booking event read from the outbox.
 #[derive(Debug, Clone)]
 struct Delivery {
@@ -124,7 +145,14 @@ impl Relay {
         }
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let mut deliveries = Vec::with_capacity(events.len());
+        let mut paid = Vec::new();
         for event in events {
+            if event.topic.starts_with("payment.")
+                && let Ok(payment) = serde_json::from_value(event.payload.clone())
+            {
+                paid.push(PaymentDelivery { event, payment });
+                continue;
+            }
             match (
                 kind_of(&event.topic),
                 serde_json::from_value(event.payload.clone()),
@@ -152,13 +180,18 @@ impl Relay {
             self.mirror(delivery).await?;
             self.count(delivery, &contexts).await;
         }
-        let (notified, offers) = self
+        let (mut notified, offers) = self
             .notify_and_offer(&mut tx, &deliveries, &contexts)
             .await?;
+        notified.extend(self.notify_refunds(&mut tx, &paid).await?);
         self.enqueue_mail(&deliveries, &offers).await?;
         self.publish_live(&deliveries, &notified).await?;
         if self.audit.enabled() {
-            let audited: Vec<AuditEvent> = deliveries.iter().map(audit_event).collect();
+            let audited: Vec<AuditEvent> = deliveries
+                .iter()
+                .map(audit_event)
+                .chain(paid.iter().map(payment_audit_event))
+                .collect();
             PgInbox::append_in(&mut tx, &audited)
                 .await
                 .map_err(|e| BookingError::Corrupt(format!("recording audit events: {e}")))?;
@@ -371,6 +404,43 @@ impl Relay {
         Ok((notified, announced))
     }
 
+    /// Stores the member's notification of each refund, in the batch's transaction (its id derived
+    /// from the event's, so a redelivery stores nothing new).
+    async fn notify_refunds(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        paid: &[PaymentDelivery],
+    ) -> Result<Vec<Notification>> {
+        let mut notified = Vec::new();
+        for delivery in paid.iter().filter(|d| d.event.topic == "payment.refunded") {
+            let p = &delivery.payment;
+            let Some(booking) =
+                clubpulse_storage::bookings::find(&mut *tx, p.booking_id, None).await?
+            else {
+                continue;
+            };
+            let ctx = context::load_any(&mut *tx, booking.facility_id).await?;
+            let about = About {
+                booking_id: booking.id,
+                start: booking.start,
+                end: booking.end,
+                ctx: &ctx,
+            };
+            let refund = notifications::Refunded {
+                payment_id: p.payment_id,
+                amount_cents: p.refunded_cents,
+                currency: &p.currency,
+                reason: p.refund_reason.as_deref().and_then(|r| r.parse().ok()),
+            };
+            let new =
+                notifications::for_refund(delivery.event.event_id, p.user_id, &refund, &about);
+            if let Some(stored) = stored::insert(tx, &new).await? {
+                notified.push(stored);
+            }
+        }
+        Ok(notified)
+    }
+
     /// Publishes every booking event of a court booking on its facility's channel, and every new
     /// notification on its member's channel.
     async fn publish_live(&self, deliveries: &[Delivery], notified: &[Notification]) -> Result<()> {
@@ -475,6 +545,32 @@ impl Relay {
             .map_err(|e| BookingError::Corrupt(format!("queueing booking mail: {e}")))?;
         Ok(())
     }
+}
+
+fn payment_audit_event(delivery: &PaymentDelivery) -> AuditEvent {
+    let p = &delivery.payment;
+    let name = match delivery.event.topic.as_str() {
+        "payment.succeeded" => action::PAYMENT_SUCCEEDED,
+        "payment.failed" => action::PAYMENT_FAILED,
+        "payment.refunded" => action::PAYMENT_REFUNDED,
+        _ => action::PAYMENT_PENDING,
+    };
+    let mut event = AuditEvent::new(name)
+        .maybe_actor(delivery.event.actor_id)
+        .target("payment", p.payment_id)
+        .detail("booking_id", p.booking_id.to_string())
+        .detail("member_id", p.user_id.to_string())
+        .detail("provider", p.provider.clone())
+        .detail("status", p.status.clone())
+        .detail("amount_cents", p.amount_cents)
+        .detail("refunded_cents", p.refunded_cents)
+        .detail("currency", p.currency.clone());
+    if let Some(reason) = &p.refund_reason {
+        event = event.detail("refund_reason", reason.clone());
+    }
+    event.id = delivery.event.event_id;
+    event.occurred_at = delivery.event.created_at;
+    event
 }
 
 fn audit_event(delivery: &Delivery) -> AuditEvent {

@@ -352,7 +352,20 @@ async fn worker_with(
     let search = load_search(&config).await?;
     let deps = clubpulse_workers::Deps::new(db.pool.clone(), config.clone(), search)
         .context("configuring e-mail")?;
-    let registry = clubpulse_workers::registry(deps);
+    let provider =
+        clubpulse_payments::from_config(&config.payments).context("configuring payments")?;
+    let bookings = clubpulse_booking::Bookings::new(
+        db.pool.clone(),
+        state.clone(),
+        config.booking.clone(),
+        provider,
+    );
+    let mut registry = clubpulse_workers::registry(deps);
+    clubpulse_booking::payments::register(
+        &mut registry,
+        bookings.clone(),
+        config.payments.reconcile_after(),
+    );
     let audit = AuditLog::new(redis, db.pool.clone(), config.audit.enabled);
     let flusher = audit.flusher(db.pool.clone());
     let (stop, _) = tokio::sync::watch::channel(false);
@@ -367,8 +380,6 @@ async fn worker_with(
         concurrency = config.jobs.concurrency,
         "Club Pulse worker started"
     );
-    let bookings =
-        clubpulse_booking::Bookings::new(db.pool.clone(), state.clone(), config.booking.clone());
     let relay =
         clubpulse_booking::relay::Relay::new(bookings.clone(), audit.clone(), queue.clone());
     let booking_work = tokio::spawn(clubpulse_booking::background::run(
@@ -376,8 +387,9 @@ async fn worker_with(
         relay,
         stopped(&stop),
     ));
-    let periodic =
-        clubpulse_workers::periodic(queue.clone()).context("scheduling periodic jobs")?;
+    let periodic = clubpulse_workers::periodic(queue.clone())
+        .and_then(clubpulse_booking::payments::schedule)
+        .context("scheduling periodic jobs")?;
     let periodic = tokio::spawn(periodic.run(stopped(&stop)));
     let pool = tokio::spawn(WorkerPool::run(
         queue,

@@ -25,6 +25,7 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     pub jobs: JobsConfig,
     pub mail: MailConfig,
+    pub payments: PaymentsConfig,
     pub audit: AuditConfig,
     pub search: SearchConfig,
     pub realtime: RealtimeConfig,
@@ -356,6 +357,52 @@ impl Default for MailConfig {
             from: "Club Pulse <no-reply@localhost>".to_owned(),
         }
     }
+}
+
+/// Who takes the money, and how to reach them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentsConfig {
+    /// `onsite` (staff take payment at the club) or `stripe`. `CLUBPULSE_PAYMENT_PROVIDER`,
+    /// default `onsite`.
+    pub provider: PaymentProviderKind,
+    /// The Stripe-compatible API. `CLUBPULSE_STRIPE_API_URL`, default `https://api.stripe.com`.
+    pub stripe_api_url: String,
+    /// The API's secret key. `CLUBPULSE_STRIPE_SECRET_KEY`, required with `stripe`.
+    pub stripe_secret_key: Secret,
+    /// Webhook signing secrets; a signature made with any of them is valid, so a secret can be
+    /// rotated without losing events. `CLUBPULSE_STRIPE_WEBHOOK_SECRETS` (comma-separated).
+    pub stripe_webhook_secrets: Vec<Secret>,
+    /// How old a pending payment must be before reconciliation asks the provider about it (its
+    /// webhook may have been lost). `CLUBPULSE_PAYMENT_RECONCILE_AFTER_SECONDS`, default 300.
+    pub reconcile_after_seconds: u64,
+}
+
+impl Default for PaymentsConfig {
+    fn default() -> Self {
+        Self {
+            provider: PaymentProviderKind::OnSite,
+            stripe_api_url: "https://api.stripe.com".to_owned(),
+            stripe_secret_key: Secret::new(""),
+            stripe_webhook_secrets: Vec::new(),
+            reconcile_after_seconds: 300,
+        }
+    }
+}
+
+impl PaymentsConfig {
+    pub fn reconcile_after(&self) -> Duration {
+        Duration::from_secs(self.reconcile_after_seconds)
+    }
+}
+
+/// The payment providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PaymentProviderKind {
+    #[serde(rename = "onsite")]
+    OnSite,
+    #[serde(rename = "stripe")]
+    Stripe,
 }
 
 /// The audit log.

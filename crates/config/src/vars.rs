@@ -8,7 +8,7 @@
 
 use std::{fmt, net::IpAddr, str::FromStr};
 
-use crate::{Config, LogFormat, Secret};
+use crate::{Config, LogFormat, PaymentProviderKind, Secret};
 
 /// One environment variable.
 #[derive(Debug)]
@@ -644,6 +644,74 @@ pub static VARS: &[Var] = &[
             Ok(())
         },
         check: any,
+    },
+    Var {
+        name: "CLUBPULSE_PAYMENT_PROVIDER",
+        key: "payments.provider",
+        default: DefaultValue::Is("onsite"),
+        meaning: "`onsite` (staff mark bookings paid at the club; members may confirm their own holds) or `stripe` (members pay at checkout; a priced hold is confirmed by its payment)",
+        rejects: Some("paypal"),
+        set: |c, v| {
+            c.payments.provider = match v {
+                "onsite" => PaymentProviderKind::OnSite,
+                "stripe" => PaymentProviderKind::Stripe,
+                _ => return Err("use onsite or stripe".to_owned()),
+            };
+            Ok(())
+        },
+        check: |c| {
+            if c.payments.provider == PaymentProviderKind::Stripe
+                && c.payments.stripe_secret_key.expose().is_empty()
+            {
+                return Err("stripe needs CLUBPULSE_STRIPE_SECRET_KEY".to_owned());
+            }
+            Ok(())
+        },
+    },
+    Var {
+        name: "CLUBPULSE_STRIPE_API_URL",
+        key: "payments.stripe_api_url",
+        default: DefaultValue::Is("https://api.stripe.com"),
+        meaning: "the Stripe-compatible API the payments go through",
+        rejects: Some("api.stripe.com"),
+        set: |c, v| {
+            c.payments.stripe_api_url = v.to_owned();
+            Ok(())
+        },
+        check: |c| http_url(Some(&c.payments.stripe_api_url)),
+    },
+    Var {
+        name: "CLUBPULSE_STRIPE_SECRET_KEY",
+        key: "payments.stripe_secret_key",
+        default: DefaultValue::None,
+        meaning: "the API's secret key (`sk_…`); never logged",
+        rejects: None,
+        set: |c, v| {
+            c.payments.stripe_secret_key = Secret::new(v);
+            Ok(())
+        },
+        check: any,
+    },
+    Var {
+        name: "CLUBPULSE_STRIPE_WEBHOOK_SECRETS",
+        key: "payments.stripe_webhook_secrets",
+        default: DefaultValue::None,
+        meaning: "comma-separated webhook signing secrets (`whsec_…`); a signature made with any of them is valid, so a secret rotates without losing events",
+        rejects: None,
+        set: |c, v| {
+            c.payments.stripe_webhook_secrets = list(v).into_iter().map(Secret::new).collect();
+            Ok(())
+        },
+        check: any,
+    },
+    Var {
+        name: "CLUBPULSE_PAYMENT_RECONCILE_AFTER_SECONDS",
+        key: "payments.reconcile_after_seconds",
+        default: DefaultValue::Is("300"),
+        meaning: "how old a pending payment must be before reconciliation asks the provider how it stands (a webhook may have been lost)",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.payments.reconcile_after_seconds = x),
+        check: |c| positive(c.payments.reconcile_after_seconds),
     },
     Var {
         name: "CLUBPULSE_AUDIT",

@@ -10,6 +10,7 @@
 //! - [`facility`]: facility fields ([`OpeningHours`], [`SlotMinutes`], [`Specifications`], …) and the
 //!   [`NewFacility`] / [`FacilityPatch`] inputs built from them.
 //! - [`booking`]: booking statuses, timing rules, counts and the cancellation policy.
+//! - [`payment`]: payment statuses and refund reasons.
 //! - [`time`]: [`TimeRange`], the half-open `[start, end)` interval every booking is made of.
 //! - [`grid`]: [`Grid`], a facility's slots per local date in UTC, correct across DST changes;
 //!   [`Slot`], [`Fit`], [`weekly`] repetition and [`local_weekday_hour`].
@@ -18,6 +19,7 @@ pub mod booking;
 pub mod club;
 pub mod facility;
 pub mod grid;
+pub mod payment;
 pub mod time;
 pub mod user;
 pub mod validation;
@@ -32,6 +34,7 @@ pub use facility::{
     PriceCents, SlotMinutes, Specifications, Sport,
 };
 pub use grid::{Fit, Grid, GridError, OccurrenceError, Slot, local_weekday_hour, weekly};
+pub use payment::{PaymentStatus, RefundReason};
 pub use time::TimeRange;
 pub use user::{DisplayName, Email, Password, Role};
 pub use validation::{FieldError, Validation};

@@ -91,14 +91,22 @@ impl App {
         let jobs = clubpulse_workers::queue(state.redis_conn().cloned(), db.clone());
         let config = Arc::new(config);
         let search = load_search(&config).await?;
+        let provider =
+            clubpulse_payments::from_config(&config.payments).context("configuring payments")?;
+        let bookings = Bookings::new(db.clone(), state.clone(), config.booking.clone(), provider);
         let workers = if config.jobs.run_in_server {
             let deps = clubpulse_workers::Deps::new(db.clone(), config.clone(), search.clone())
                 .context("configuring e-mail")?;
-            Some(clubpulse_workers::registry(deps))
+            let mut registry = clubpulse_workers::registry(deps);
+            clubpulse_booking::payments::register(
+                &mut registry,
+                bookings.clone(),
+                config.payments.reconcile_after(),
+            );
+            Some(registry)
         } else {
             None
         };
-        let bookings = Bookings::new(db.clone(), state.clone(), config.booking.clone());
         let hub = clubpulse_realtime::Hub::start(state.channels.clone(), hub_limits(&config))
             .await
             .context("starting real-time delivery")?;
@@ -181,11 +189,13 @@ impl App {
             ))
         });
         let (periodic_stop, periodic_stopped) = tokio::sync::oneshot::channel::<()>();
-        let periodic = clubpulse_workers::periodic(self.state.jobs.clone()).map(|periodic| {
-            tokio::spawn(periodic.run(async move {
-                let _ = periodic_stopped.await;
-            }))
-        });
+        let periodic = clubpulse_workers::periodic(self.state.jobs.clone())
+            .and_then(clubpulse_booking::payments::schedule)
+            .map(|periodic| {
+                tokio::spawn(periodic.run(async move {
+                    let _ = periodic_stopped.await;
+                }))
+            });
         let served = self.serve(shutdown).await;
         let _ = periodic_stop.send(());
         if let Ok(periodic) = periodic {

@@ -400,8 +400,28 @@ impl From<clubpulse_booking::BookingError> for ApiError {
             BookingError::Storage(err) => err.into(),
             BookingError::PopularTimes(err) => Self::state(StatePart::PopularTimes, err),
             BookingError::State(err) => Self::internal(err),
+            BookingError::Payment(err) => payment_error(err),
             BookingError::Corrupt(detail) => Self::internal(anyhow::anyhow!(detail)),
         }
+    }
+}
+
+/// A payment provider's failure: 503 while it cannot be reached (try again), 502 when it refused
+/// or garbled the request. Its details are logged, not shown.
+fn payment_error(err: clubpulse_payments::ProviderError) -> ApiError {
+    if err.is_transient() {
+        ApiError::unavailable(
+            "payment_provider_unavailable",
+            "the payment provider cannot be reached; try again shortly",
+            err.into(),
+        )
+    } else {
+        tracing::error!(error = %err, "the payment provider refused a request");
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "payment_provider_error",
+            "the payment provider refused the request",
+        )
     }
 }
 

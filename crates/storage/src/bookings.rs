@@ -335,3 +335,40 @@ pub async fn blocks(
     .fetch_all(db)
     .await?)
 }
+
+/// Confirms a booking whose hold expired, if its range is still free: re-taken through the
+/// exclusion constraint (under a savepoint, so a refusal leaves the caller's transaction usable),
+/// never checked first. `None` when the booking is not expired or someone else holds the range.
+pub async fn retake_expired(
+    tx: &mut PgConnection,
+    id: Uuid,
+    actor: Uuid,
+) -> Result<Option<Booking>> {
+    sqlx::query("SAVEPOINT retake_expired")
+        .execute(&mut *tx)
+        .await?;
+    let taken = sqlx::query_as::<_, Row>(&format!(
+        "UPDATE bookings SET status = 'confirmed', confirmed_at = now(), changed_by = $2
+         WHERE id = $1 AND status = 'expired'
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(actor)
+    .fetch_optional(&mut *tx)
+    .await;
+    match taken {
+        Ok(row) => {
+            sqlx::query("RELEASE SAVEPOINT retake_expired")
+                .execute(&mut *tx)
+                .await?;
+            row.map(Booking::try_from).transpose()
+        }
+        Err(err) if is_overlap(&err) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT retake_expired")
+                .execute(&mut *tx)
+                .await?;
+            Ok(None)
+        }
+        Err(err) => Err(StorageError::from_sqlx(err)),
+    }
+}

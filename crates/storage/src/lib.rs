@@ -11,6 +11,7 @@
 //! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
 //! - [`outbox`]: side effects owed by committed writes, for the relay to deliver.
+//! - [`payments`]: payments, the refunds owed and made on them, and provider events applied.
 //! - [`notifications`]: members' stored notifications.
 //! - [`waitlist`]: members waiting for a taken range, and the offer holds made for them.
 //! - [`search`]: the facilities' search index (embeddings and full text), the two retrievers,
@@ -27,6 +28,7 @@ pub mod embedded;
 pub mod facilities;
 pub mod notifications;
 pub mod outbox;
+pub mod payments;
 pub mod search;
 pub mod sent_mail;
 #[cfg(feature = "testing")]

@@ -10,6 +10,7 @@ pub mod facilities;
 pub mod health;
 pub mod jobs;
 pub mod notifications;
+pub mod payments;
 pub mod realtime;
 pub mod search;
 pub mod waitlist;
@@ -48,6 +49,7 @@ use crate::AppState;
         (name = "facilities", description = "Facilities"),
         (name = "bookings", description = "Holds, bookings, availability and popular times"),
         (name = "classes", description = "Classes and enrolments"),
+        (name = "payments", description = "Checkout, payments and refunds, on site or through Stripe, and the provider's webhook"),
         (name = "waitlist", description = "Waiting for a taken slot, and the offers made when it frees"),
         (name = "notifications", description = "A member's notifications"),
         (name = "search", description = "Natural-language search, similar facilities, favourites and recommendations"),
@@ -146,6 +148,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(clubs::router())
                 .merge(facilities::router())
                 .merge(bookings::router())
+                .merge(payments::router())
                 .merge(classes::router())
                 .merge(waitlist::router())
                 .merge(notifications::router())
