@@ -58,7 +58,7 @@ pub struct Reconciled {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Settled {
     /// The booking is confirmed (it was held, or its range was still free).
-    Confirmed(Booking),
+    Confirmed(Box<Booking>),
     /// The money is owed back; the booking stays as it was.
     Refunding,
     /// The payment failed; the hold runs its course.
@@ -310,7 +310,7 @@ impl Bookings {
         let mut status = booking.status;
         if status == BookingStatus::Held {
             if let Some(confirmed) = bookings::confirm(tx, booking.id, booking.user_id).await? {
-                return Ok(Settled::Confirmed(confirmed));
+                return Ok(Settled::Confirmed(Box::new(confirmed)));
             }
             // Held, but past its expiry: record that, then take the late path.
             bookings::expire(tx, booking.id).await?;
@@ -321,7 +321,7 @@ impl Bookings {
                 match bookings::retake_expired(tx, booking.id, booking.user_id).await? {
                     Some(confirmed) => {
                         tracing::info!(booking.id = %booking.id, payment.id = %payment.id, "a late payment confirmed its booking: the range was still free");
-                        return Ok(Settled::Confirmed(confirmed));
+                        return Ok(Settled::Confirmed(Box::new(confirmed)));
                     }
                     None => RefundReason::SlotTaken,
                 }
@@ -351,7 +351,10 @@ impl Bookings {
         if let Settled::Confirmed(booking) = settled {
             match context::load_any(self.db(), booking.facility_id).await {
                 Ok(ctx) => {
-                    if let Err(err) = self.settle(&ctx, std::slice::from_ref(booking)).await {
+                    if let Err(err) = self
+                        .settle(&ctx, std::slice::from_ref(booking.as_ref()))
+                        .await
+                    {
                         tracing::warn!(error = %err, booking.id = %booking.id, "settling a paid booking failed; the relay will");
                     }
                 }

@@ -18,6 +18,7 @@ mod instances;
 mod notifications;
 mod operations;
 mod outbox;
+mod payments;
 mod protection;
 mod realtime;
 mod search;
