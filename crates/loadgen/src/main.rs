@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod jobs;
+mod payments;
 mod search;
 mod ws;
 
@@ -55,7 +56,10 @@ struct Args {
     jobs: jobs::JobsArgs,
     #[command(flatten)]
     ws: ws::WsArgs,
-    /// PostgreSQL, for the `recall` scenario.
+    #[command(flatten)]
+    payments: payments::PaymentsArgs,
+    /// PostgreSQL, for the `recall` scenario (and for `payments`, to let the outbox drain between
+    /// phases).
     #[arg(long, default_value = "")]
     database_url: String,
 }
@@ -92,6 +96,9 @@ enum Scenario {
     /// `--connections` WebSockets on one facility's channel: how long an event takes to reach the
     /// last of them, and the server's memory per idle connection.
     WsFanout,
+    /// Checkout latency against the Stripe API emulator beside the emulator's own cost, then
+    /// signed webhook events applied per second, repeats, and bad signatures.
+    Payments,
 }
 
 #[derive(Debug, Serialize)]
@@ -165,6 +172,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Scenario::WsFanout = args.scenario {
         return ws::run(&client, &base, &args).await;
+    }
+    if let Scenario::Payments = args.scenario {
+        return payments::run(&client, &base, &args).await;
     }
     let (elapsed, histogram, errors) = if let Scenario::Argon2Limit = args.scenario {
         argon2_limit(Duration::from_secs(args.seconds)).await?

@@ -1093,6 +1093,23 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
         case(M::POST, "/api/v1/me/notifications/xyz/read", Body::None, m, 400, "invalid_path"),
         case(M::POST, format!("/api/v1/me/notifications/{nobody}/read"), Body::None, m, 404, "notification_not_found"),
         case(M::POST, format!("/api/v1/me/notifications/{nobody}/read"), Body::None, None, 401, "unauthenticated"),
+        // Payments: another member's booking is as unknown as a missing one; staff only mark
+        // bookings paid; a webhook without a valid signature changes nothing.
+        case(M::POST, "/api/v1/bookings/xyz/checkout", Body::None, m, 400, "invalid_path"),
+        case(M::POST, format!("/api/v1/bookings/{nobody}/checkout"), Body::None, m, 404, "booking_not_found"),
+        case(M::POST, format!("/api/v1/bookings/{booking}/checkout"), Body::None, o, 404, "booking_not_found"),
+        case(M::POST, format!("/api/v1/bookings/{booking}/checkout"), Body::None, None, 401, "unauthenticated"),
+        case(M::GET, "/api/v1/bookings/%00/payments", Body::None, m, 400, "invalid_path"),
+        case(M::GET, format!("/api/v1/bookings/{nobody}/payments"), Body::None, m, 404, "booking_not_found"),
+        case(M::GET, format!("/api/v1/bookings/{booking}/payments"), Body::None, o, 404, "booking_not_found"),
+        case(M::GET, format!("/api/v1/bookings/{booking}/payments"), Body::None, None, 401, "unauthenticated"),
+        case(M::POST, "/api/v1/bookings/xyz/mark-paid", Body::None, s, 400, "invalid_path"),
+        case(M::POST, format!("/api/v1/bookings/{nobody}/mark-paid"), Body::None, s, 404, "booking_not_found"),
+        case(M::POST, format!("/api/v1/bookings/{booking}/mark-paid"), Body::None, m, 403, "forbidden"),
+        case(M::POST, format!("/api/v1/bookings/{booking}/mark-paid"), Body::None, None, 401, "unauthenticated"),
+        case(M::POST, "/api/v1/payments/stripe/webhook", Body::Json(json!({"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1", "status": "succeeded"}}})), None, 400, "invalid_signature"),
+        case(M::POST, "/api/v1/payments/stripe/webhook", Body::Raw("application/json", b"\x00\xff not json".to_vec()), None, 400, "invalid_signature"),
+        case(M::POST, "/api/v1/payments/stripe/webhook", Body::None, None, 400, "invalid_signature"),
         // Search, favourites and recommendations.
         case(M::GET, "/api/v1/search/facilities?q=tenis&limit=51", Body::None, None, 422, "validation_failed"),
         case(M::GET, "/api/v1/search/facilities?q=tenis&limit=0", Body::None, None, 422, "validation_failed"),
