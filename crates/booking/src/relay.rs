@@ -19,6 +19,8 @@
 //!   the offer commits with the batch or not at all, and a redelivered event finds the entry no
 //!   longer waiting; the offer is announced when the offer hold's own `booking.held` event is
 //!   delivered (a notification as above, and an e-mail job with a unique key per offer);
+//! - a payment's events (`payment.*`, written by the `payments_outbox` trigger) are audited, and a
+//!   refund's notification is stored like a booking's (its id derived from the event's);
 //! - the slot events on `facility:<id>` and the notifications on `user:<id>` are published before
 //!   the commit, so a failure to publish retries the batch (a client may see an event twice, with
 //!   the same `id`, never miss one).
