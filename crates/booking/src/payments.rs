@@ -205,12 +205,7 @@ impl Bookings {
             .filter(|p| p.provider == OnSite.name());
         match pending {
             Some(pending) => {
-                payments::mark_succeeded(&mut tx, pending.id).await?;
-                sqlx::query("UPDATE payments SET recorded_by = $2 WHERE id = $1")
-                    .bind(pending.id)
-                    .bind(staff.id)
-                    .execute(&mut *tx)
-                    .await?;
+                payments::mark_succeeded(&mut tx, pending.id, Some(staff.id)).await?;
             }
             None => {
                 let id = Uuid::now_v7();
@@ -247,8 +242,10 @@ impl Bookings {
                 format!("not a PaymentIntent: {e}"),
             )])
         })?;
-        let intent = match effect {
-            EventEffect::Succeeded(intent) | EventEffect::Failed(intent) => intent,
+        // The event's type is the verdict; its object says which intent.
+        let (intent, status) = match effect {
+            EventEffect::Succeeded(intent) => (intent, IntentStatus::Succeeded),
+            EventEffect::Failed(intent) => (intent, IntentStatus::Failed),
             EventEffect::Ignored => return Ok(Applied::Ignored),
         };
         let mut tx = self.db().begin().await?;
@@ -263,7 +260,7 @@ impl Bookings {
             return Ok(Applied::Unchanged);
         }
         let applied = self
-            .apply_intent_status(&mut tx, &payment, intent.status, intent.failure_message)
+            .apply_intent_status(&mut tx, &payment, status, intent.failure_message)
             .await?;
         tx.commit().await?;
         self.after_payment(&payment, &applied).await;
@@ -301,7 +298,7 @@ impl Bookings {
     /// A locked payment succeeded: confirm its booking if it can still be had, owe the money back
     /// if not.
     async fn payment_succeeded(&self, tx: &mut PgConnection, payment: &Payment) -> Result<Settled> {
-        let Some(succeeded) = payments::mark_succeeded(tx, payment.id).await? else {
+        let Some(succeeded) = payments::mark_succeeded(tx, payment.id, None).await? else {
             return Ok(Settled::Unchanged);
         };
         let booking = bookings::lock(tx, payment.booking_id, None)

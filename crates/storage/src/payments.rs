@@ -207,15 +207,21 @@ pub async fn lock_refundable(tx: &mut PgConnection, booking_id: Uuid) -> Result<
     many(rows)
 }
 
-/// `pending` or `failed` → `succeeded`; `None` when it had already succeeded (or been refunded).
-pub async fn mark_succeeded(tx: &mut PgConnection, id: Uuid) -> Result<Option<Payment>> {
+/// `pending` or `failed` → `succeeded` (`recorded_by`: the staff member who took it on site);
+/// `None` when it had already succeeded (or been refunded).
+pub async fn mark_succeeded(
+    tx: &mut PgConnection,
+    id: Uuid,
+    recorded_by: Option<Uuid>,
+) -> Result<Option<Payment>> {
     let row: Option<Row> = sqlx::query_as(&format!(
         "UPDATE payments SET status = 'succeeded', succeeded_at = now(), updated_at = now(),
-             failure_message = NULL
+             failure_message = NULL, recorded_by = coalesce($2, recorded_by)
          WHERE id = $1 AND status IN ('pending', 'failed')
          RETURNING {COLUMNS}"
     ))
     .bind(id)
+    .bind(recorded_by)
     .fetch_optional(&mut *tx)
     .await?;
     one(row)
