@@ -482,26 +482,34 @@ async fn facilities(
     count: usize,
 ) -> anyhow::Result<Vec<String>> {
     let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
-    let club: Value = client
-        .post(format!("{base}/api/v1/clubs"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": format!("Load club {}", uuid::Uuid::new_v4().simple()), "timezone": "UTC"}))
-        .send()
-        .await?
-        .json()
-        .await?;
+    all_day_facilities(client, base, &admin, count, json!({})).await
+}
+
+/// A club in UTC and `count` facilities open around the clock with 5-minute slots, with the fields
+/// of `extra` (a price, say).
+async fn all_day_facilities(
+    client: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    count: usize,
+    extra: Value,
+) -> anyhow::Result<Vec<String>> {
+    let club = post_json(
+        client,
+        format!("{base}/api/v1/clubs"),
+        admin,
+        json!({"name": format!("Load club {}", uuid::Uuid::new_v4().simple()), "timezone": "UTC"}),
+    )
+    .await?;
     let all_day = json!([["00:00", "24:00"]]);
     let hours = json!({"mon": all_day, "tue": all_day, "wed": all_day, "thu": all_day, "fri": all_day, "sat": all_day, "sun": all_day});
     let mut ids = Vec::with_capacity(count);
     for i in 0..count {
-        let facility: Value = client
-            .post(format!("{base}/api/v1/facilities"))
-            .bearer_auth(&admin)
-            .json(&json!({"club_id": club["id"], "name": format!("Court {i}"), "sport": "padel", "slot_minutes": 5, "opening_hours": hours}))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let mut body = json!({"club_id": club["id"], "name": format!("Court {i}"), "sport": "padel", "slot_minutes": 5, "opening_hours": hours});
+        if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra.clone()) {
+            body.extend(extra);
+        }
+        let facility = post_json(client, format!("{base}/api/v1/facilities"), admin, body).await?;
         ids.push(
             facility["id"]
                 .as_str()

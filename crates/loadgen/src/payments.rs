@@ -141,28 +141,10 @@ pub async fn run(client: &reqwest::Client, base: &str, args: &Args) -> anyhow::R
     }
     let clients = args.concurrency;
     let admin = login(client, base, &args.admin_email, &args.admin_password).await?;
-    let club: Value = client
-        .post(format!("{base}/api/v1/clubs"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": format!("Pay club {}", uuid::Uuid::new_v4().simple()), "timezone": "UTC"}))
-        .send()
+    let facility = crate::all_day_facilities(client, base, &admin, 1, json!({"price_cents": 1500}))
         .await?
-        .json()
-        .await?;
-    let all_day = json!([["00:00", "24:00"]]);
-    let hours = json!({"mon": all_day, "tue": all_day, "wed": all_day, "thu": all_day, "fri": all_day, "sat": all_day, "sun": all_day});
-    let facility: Value = client
-        .post(format!("{base}/api/v1/facilities"))
-        .bearer_auth(&admin)
-        .json(&json!({"club_id": club["id"], "name": "Pay court", "sport": "padel", "slot_minutes": 5, "opening_hours": hours, "price_cents": 1500}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let facility = facility["id"]
-        .as_str()
-        .context("no facility id")?
-        .to_owned();
+        .pop()
+        .context("no facility")?;
     let member = crate::member(client, base, "payments").await?;
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .date_naive()
