@@ -178,8 +178,9 @@ impl Relay {
             .collect();
         let contexts = context::load_many(&mut *tx, &ids, true).await?;
         self.invalidate(&deliveries, &contexts).await?;
+        let still_held = still_held(&mut tx, &deliveries).await?;
         for delivery in &deliveries {
-            self.mirror(delivery).await?;
+            self.mirror(delivery, &still_held).await?;
             self.count(delivery, &contexts).await;
         }
         let (mut notified, offers) = self
@@ -294,11 +295,15 @@ impl Relay {
         Ok(self.bookings.state().availability.invalidate(&keys).await?)
     }
 
-    async fn mirror(&self, delivery: &Delivery) -> Result<()> {
+    /// Mirrors a hold event. A `booking.held` delivered after its booking moved on (the member
+    /// cancelled while the event waited in the outbox) mirrors nothing: the request that moved it
+    /// has already removed the mirror, and putting it back would show a released slot as held
+    /// until the next event's delivery.
+    async fn mirror(&self, delivery: &Delivery, still_held: &HashSet<Uuid>) -> Result<()> {
         let holds = &self.bookings.state().holds;
         let b = &delivery.booking;
         match (delivery.kind, b.hold_expires_at) {
-            (BookingEventKind::Held, Some(expires_at)) => {
+            (BookingEventKind::Held, Some(expires_at)) if still_held.contains(&b.booking_id) => {
                 holds
                     .put(&clubpulse_state::MirroredHold {
                         booking_id: b.booking_id,
@@ -547,6 +552,23 @@ impl Relay {
             .map_err(|e| BookingError::Corrupt(format!("queueing booking mail: {e}")))?;
         Ok(())
     }
+}
+
+/// Which of the batch's newly held bookings are still held now (read committed: as of this
+/// statement, not the batch's start).
+async fn still_held(tx: &mut sqlx::PgConnection, deliveries: &[Delivery]) -> Result<HashSet<Uuid>> {
+    let held: Vec<Uuid> = deliveries
+        .iter()
+        .filter(|d| d.kind == BookingEventKind::Held)
+        .map(|d| d.booking.booking_id)
+        .collect();
+    if held.is_empty() {
+        return Ok(HashSet::new());
+    }
+    Ok(clubpulse_storage::bookings::live_holds(&mut *tx, &held)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 fn payment_audit_event(delivery: &PaymentDelivery) -> AuditEvent {

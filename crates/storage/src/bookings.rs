@@ -372,3 +372,13 @@ pub async fn retake_expired(
         Err(err) => Err(StorageError::from_sqlx(err)),
     }
 }
+
+/// Which of `ids` are live holds now: held, and not past their expiry.
+pub async fn live_holds(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM bookings WHERE id = ANY($1) AND status = 'held' AND hold_expires_at > now()",
+    )
+    .bind(ids)
+    .fetch_all(db)
+    .await?)
+}
