@@ -31,6 +31,10 @@ pub mod action {
     pub const API_KEY_CREATED: &str = "api_key.created";
     pub const API_KEY_REVOKED: &str = "api_key.revoked";
     pub const API_KEY_ROTATED: &str = "api_key.rotated";
+    /// An administrator registered an outbound webhook endpoint (`details.host`, `details.events`).
+    pub const WEBHOOK_CREATED: &str = "webhook.created";
+    /// An administrator deleted an outbound webhook endpoint.
+    pub const WEBHOOK_DELETED: &str = "webhook.deleted";
 }
 
 /// An event before it has a place in the chain.

@@ -19,6 +19,8 @@
 //!   the offer commits with the batch or not at all, and a redelivered event finds the entry no
 //!   longer waiting; the offer is announced when the offer hold's own `booking.held` event is
 //!   delivered (a notification as above, and an e-mail job with a unique key per offer);
+//! - outbound webhook deliveries are recorded in the batch's transaction, one per endpoint and
+//!   event, and their jobs queued with a key per delivery (see `clubpulse_webhooks::fanout`);
 //! - the slot events on `facility:<id>` and the notifications on `user:<id>` are published before
 //!   the commit, so a failure to publish retries the batch (a client may see an event twice, with
 //!   the same `id`, never miss one).
@@ -122,6 +124,9 @@ impl Relay {
         if events.is_empty() {
             return Ok(Delivered::default());
         }
+        clubpulse_webhooks::fanout::record(&mut tx, &self.jobs, &events)
+            .await
+            .map_err(|e| BookingError::Corrupt(e.to_string()))?;
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {

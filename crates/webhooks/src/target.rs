@@ -20,7 +20,7 @@ use std::{
     time::Duration,
 };
 
-use reqwest::Url;
+pub use reqwest::Url;
 
 /// Longest URL an endpoint may have.
 pub const MAX_URL_LEN: usize = 2048;
