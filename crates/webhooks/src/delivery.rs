@@ -288,7 +288,10 @@ async fn tell_admin(tx: &mut sqlx::PgConnection, disabled: &Disabled) -> Result<
 fn is_forbidden(err: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(cause) = source {
-        if cause.downcast_ref::<ForbiddenTarget>().is_some() {
+        // By type, and by message where a layer of the client re-boxed the resolver's error.
+        if cause.downcast_ref::<ForbiddenTarget>().is_some()
+            || cause.to_string().contains(ForbiddenTarget::MESSAGE)
+        {
             return true;
         }
         source = cause.source();

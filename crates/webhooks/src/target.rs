@@ -187,9 +187,14 @@ pub struct GuardedResolver {
 
 /// Every address of a target was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} resolves only to addresses that are not public")]
+#[error("{host} {}", Self::MESSAGE)]
 pub struct ForbiddenTarget {
     pub host: String,
+}
+
+impl ForbiddenTarget {
+    /// What follows the host in the message.
+    pub const MESSAGE: &'static str = "resolves only to addresses that are not public";
 }
 
 impl reqwest::dns::Resolve for GuardedResolver {
