@@ -110,7 +110,9 @@ impl Deliverer {
             return Ok(());
         };
         let d = &pending.delivery;
-        if matches!(d.status.as_str(), "succeeded" | "dead") {
+        // A dead delivery is sent again: its job only runs again when an admin retried it from
+        // the dead-letter queue.
+        if d.status == "succeeded" {
             return Ok(());
         }
         if !pending.enabled {

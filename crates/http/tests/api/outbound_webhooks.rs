@@ -239,7 +239,8 @@ async fn a_failing_receiver_gets_retries_of_the_same_signed_event_until_it_accep
 
 #[tokio::test]
 async fn a_delivery_that_fails_every_attempt_ends_dead_and_in_the_dead_letter_queue() {
-    let receiver = Receiver::start(usize::MAX).await;
+    // Fails the three attempts the job has, then accepts.
+    let receiver = Receiver::start(3).await;
     let app = TestApp::spawn_with(setup(true)).await;
     let admin = app.user(Role::Admin).await;
     let endpoint = register(&app, &admin, &receiver.url(), &["booking.held"]).await;
@@ -271,6 +272,21 @@ async fn a_delivery_that_fails_every_attempt_ends_dead_and_in_the_dead_letter_qu
         endpoints[0]["enabled"], true,
         "a fresh failure disables nothing"
     );
+
+    // An admin's retry from the dead-letter queue sends the same event again.
+    let retried = app
+        .post(
+            "/api/v1/admin/jobs/dead/retry",
+            json!({}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(retried.status(), 200);
+    let delivery = settled(&app, &admin, &endpoint, "succeeded").await;
+    assert_eq!(delivery["attempts"], 4, "{delivery}");
+    let got = receiver.received();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[3].json()["id"], got[0].json()["id"]);
 }
 
 #[tokio::test]
