@@ -179,9 +179,13 @@ pub async fn delivery(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Pendin
 
 /// Waits until no outbox relay is in a transaction, then returns: a delivery recorded by a relay
 /// that was still committing is visible after this, and one that is still missing was rolled back
-/// or deleted.
+/// or deleted. The wait is bounded (an error after 10 s), so waiting jobs cannot hold their
+/// connections for long while a relay needs one to finish.
 pub async fn wait_for_relay(db: &sqlx::PgPool) -> Result<()> {
     let mut tx = db.begin().await?;
+    sqlx::query("SET LOCAL lock_timeout = '10s'")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
         .bind(crate::outbox::RELAY_LOCK)
         .execute(&mut *tx)

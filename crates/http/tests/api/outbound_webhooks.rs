@@ -694,3 +694,63 @@ async fn bad_webhook_requests_are_problems_and_change_nothing() {
     }
     assert_eq!(app.count("webhook_endpoints").await, 0);
 }
+
+#[tokio::test]
+async fn a_delivery_job_that_runs_before_the_relay_commits_waits_for_it_and_delivers_once() {
+    let receiver = Receiver::start(0).await;
+    let app = TestApp::spawn_with(setup(true)).await;
+    let admin = app.user(Role::Admin).await;
+    let endpoint = register(&app, &admin, &receiver.url(), &["payment.succeeded"]).await;
+
+    // A relay's transaction, as it stands between recording a delivery and committing.
+    let mut relay = app.db.begin().await.unwrap();
+    let claimed = clubpulse_storage::outbox::claim(&mut relay, 1)
+        .await
+        .unwrap();
+    assert!(claimed.is_some(), "the relay lock was free");
+    let recorded = clubpulse_storage::webhooks::record_deliveries(
+        &mut relay,
+        &[clubpulse_storage::webhooks::NewEvent {
+            id: Uuid::new_v4(),
+            event_type: "payment.succeeded",
+            created_at: chrono::Utc::now(),
+            data: json!({"payment_id": Uuid::new_v4(), "amount_cents": 2000}),
+        }],
+    )
+    .await
+    .unwrap();
+    assert_eq!(recorded.len(), 1);
+    app.state
+        .jobs
+        .push(&clubpulse_webhooks::delivery::DeliverWebhook {
+            delivery_id: recorded[0],
+        })
+        .await
+        .unwrap();
+    eventually(WAIT, "the job to wait for the relay", || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks
+             WHERE locktype = 'advisory' AND NOT granted
+               AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    assert!(receiver.received().is_empty());
+
+    relay.commit().await.unwrap();
+
+    let delivery = settled(&app, &admin, &endpoint, "succeeded").await;
+    assert_eq!(
+        delivery["attempts"], 1,
+        "no attempt was spent waiting: {delivery}"
+    );
+    app.drain_jobs(WAIT).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["type"], "payment.succeeded");
+    assert_eq!(got[0].json()["data"]["amount_cents"], 2000);
+}
