@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Setup, TestApp, TestUser, assert_problem, eventually, local};
+use crate::helpers::{Backend, Setup, TestApp, TestUser, assert_problem, eventually, local};
 
 const MADRID: &str = "Europe/Madrid";
 const WAIT: Duration = Duration::from_secs(15);
@@ -753,4 +753,25 @@ async fn a_delivery_job_that_runs_before_the_relay_commits_waits_for_it_and_deli
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].json()["type"], "payment.succeeded");
     assert_eq!(got[0].json()["data"]["amount_cents"], 2000);
+}
+
+#[tokio::test]
+async fn without_redis_deliveries_are_queued_in_postgresql_and_retried_the_same_way() {
+    let receiver = Receiver::start(1).await;
+    let app = TestApp::spawn_with(Setup {
+        backend: Backend::InProcess,
+        ..setup(true)
+    })
+    .await;
+    let admin = app.user(Role::Admin).await;
+    let endpoint = register(&app, &admin, &receiver.url(), &["booking.held"]).await;
+
+    hold(&app, &admin).await;
+
+    let delivery = settled(&app, &admin, &endpoint, "succeeded").await;
+    assert_eq!(delivery["attempts"], 2, "{delivery}");
+    app.drain_jobs(WAIT).await;
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].body, got[1].body, "a retry sends the very same body");
 }
