@@ -20,7 +20,8 @@
 //!   longer waiting; the offer is announced when the offer hold's own `booking.held` event is
 //!   delivered (a notification as above, and an e-mail job with a unique key per offer);
 //! - outbound webhook deliveries are recorded in the batch's transaction, one per endpoint and
-//!   event, and their jobs queued with a key per delivery (see `clubpulse_webhooks::fanout`);
+//!   event, so a redelivered event records and queues nothing new (see
+//!   `clubpulse_webhooks::fanout`);
 //! - the slot events on `facility:<id>` and the notifications on `user:<id>` are published before
 //!   the commit, so a failure to publish retries the batch (a client may see an event twice, with
 //!   the same `id`, never miss one).
@@ -124,9 +125,7 @@ impl Relay {
         if events.is_empty() {
             return Ok(Delivered::default());
         }
-        clubpulse_webhooks::fanout::record(&mut tx, &self.jobs, &events)
-            .await
-            .map_err(|e| BookingError::Corrupt(e.to_string()))?;
+        let webhooks = clubpulse_webhooks::fanout::Batch::of(&events);
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let mut deliveries = Vec::with_capacity(events.len());
         for event in events {
@@ -168,6 +167,10 @@ impl Relay {
                 .await
                 .map_err(|e| BookingError::Corrupt(format!("recording audit events: {e}")))?;
         }
+        webhooks
+            .record(&mut tx, &self.jobs)
+            .await
+            .map_err(|e| BookingError::Corrupt(e.to_string()))?;
         outbox::remove(&mut tx, &seqs).await?;
         tx.commit().await?;
         for delivery in &deliveries {
