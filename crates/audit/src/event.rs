@@ -37,6 +37,10 @@ pub mod action {
     pub const PAYMENT_SUCCEEDED: &str = "payment.succeeded";
     pub const PAYMENT_FAILED: &str = "payment.failed";
     pub const PAYMENT_REFUNDED: &str = "payment.refunded";
+    /// An administrator registered an outbound webhook endpoint (`details.host`, `details.events`).
+    pub const WEBHOOK_CREATED: &str = "webhook.created";
+    /// An administrator deleted an outbound webhook endpoint.
+    pub const WEBHOOK_DELETED: &str = "webhook.deleted";
 }
 
 /// An event before it has a place in the chain.

@@ -21,6 +21,9 @@
 //!   delivered (a notification as above, and an e-mail job with a unique key per offer);
 //! - a payment's events (`payment.*`, written by the `payments_outbox` trigger) are audited, and a
 //!   refund's notification is stored like a booking's (its id derived from the event's);
+//! - outbound webhook deliveries are recorded in the batch's transaction, one per endpoint and
+//!   event, so a redelivered event records and queues nothing new (see
+//!   `clubpulse_webhooks::fanout`);
 //! - the slot events on `facility:<id>` and the notifications on `user:<id>` are published before
 //!   the commit, so a failure to publish retries the batch (a client may see an event twice, with
 //!   the same `id`, never miss one).
@@ -145,6 +148,7 @@ impl Relay {
         if events.is_empty() {
             return Ok(Delivered::default());
         }
+        let webhooks = clubpulse_webhooks::fanout::Batch::of(&events);
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let mut deliveries = Vec::with_capacity(events.len());
         let mut paid = Vec::new();
@@ -199,6 +203,10 @@ impl Relay {
                 .await
                 .map_err(|e| BookingError::Corrupt(format!("recording audit events: {e}")))?;
         }
+        webhooks
+            .record(&mut tx, &self.jobs)
+            .await
+            .map_err(|e| BookingError::Corrupt(e.to_string()))?;
         outbox::remove(&mut tx, &seqs).await?;
         tx.commit().await?;
         for delivery in &deliveries {

@@ -29,6 +29,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub search: SearchConfig,
     pub realtime: RealtimeConfig,
+    pub webhooks: WebhooksConfig,
     pub log: LogConfig,
 }
 
@@ -336,6 +337,43 @@ impl JobsConfig {
 
     pub fn visibility(&self) -> Duration {
         Duration::from_secs(self.visibility_seconds)
+    }
+}
+
+/// Outbound webhooks: where deliveries may go and how long they may take.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Allow targets on private, loopback, link-local and other non-public addresses.
+    /// `CLUBPULSE_WEBHOOK_ALLOW_PRIVATE_TARGETS`, default off: a webhook is a request the service
+    /// makes on an admin's behalf, and without this check it could reach the service's own
+    /// network (server-side request forgery).
+    pub allow_private_targets: bool,
+    /// How long one delivery attempt may take, connecting included.
+    /// `CLUBPULSE_WEBHOOK_TIMEOUT_SECONDS`, default 10.
+    pub timeout_seconds: u64,
+    /// An endpoint whose deliveries have failed for longer than this is disabled, and its admin
+    /// told. `CLUBPULSE_WEBHOOK_DISABLE_AFTER_HOURS`, default 24.
+    pub disable_after_hours: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            timeout_seconds: 10,
+            disable_after_hours: 24,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+
+    pub fn disable_after(&self) -> Duration {
+        Duration::from_secs(self.disable_after_hours.saturating_mul(3600))
     }
 }
 

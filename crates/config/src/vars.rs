@@ -714,6 +714,45 @@ pub static VARS: &[Var] = &[
         check: |c| positive(c.payments.reconcile_after_seconds),
     },
     Var {
+        name: "CLUBPULSE_WEBHOOK_ALLOW_PRIVATE_TARGETS",
+        key: "webhooks.allow_private_targets",
+        default: DefaultValue::Is("off"),
+        meaning: "`on` lets webhooks target private, loopback, link-local and other non-public addresses (refused otherwise, at registration and at every delivery)",
+        rejects: Some("sometimes"),
+        set: |c, v| flag(v).map(|x| c.webhooks.allow_private_targets = x),
+        check: any,
+    },
+    Var {
+        name: "CLUBPULSE_WEBHOOK_TIMEOUT_SECONDS",
+        key: "webhooks.timeout_seconds",
+        default: DefaultValue::Is("10"),
+        meaning: "how long one webhook delivery attempt may take, connecting included; a timeout is retried",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.webhooks.timeout_seconds = x),
+        check: |c| {
+            if c.webhooks.timeout_seconds == 0 || c.webhooks.timeout_seconds > 300 {
+                Err("must be between 1 and 300".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    },
+    Var {
+        name: "CLUBPULSE_WEBHOOK_DISABLE_AFTER_HOURS",
+        key: "webhooks.disable_after_hours",
+        default: DefaultValue::Is("24"),
+        meaning: "a webhook endpoint whose deliveries have failed for longer than this is disabled and its admin notified",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.webhooks.disable_after_hours = x),
+        check: |c| {
+            if c.webhooks.disable_after_hours == 0 || c.webhooks.disable_after_hours > 8760 {
+                Err("must be between 1 and 8760".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    },
+    Var {
         name: "CLUBPULSE_AUDIT",
         key: "audit.enabled",
         default: DefaultValue::Is("on"),

@@ -17,6 +17,7 @@
 //! - [`search`]: the facilities' search index (embeddings and full text), the two retrievers,
 //!   similar facilities, favourites and recommendation candidates.
 //! - [`sent_mail`]: booking e-mails already sent, so a repeated mail job sends nothing.
+//! - [`webhooks`]: outbound webhook endpoints and their deliveries.
 //! - `testing` (feature `testing`): a fresh, migrated database per test, for every crate's tests.
 
 pub mod api_keys;
@@ -35,6 +36,7 @@ pub mod sent_mail;
 pub mod testing;
 pub mod users;
 pub mod waitlist;
+pub mod webhooks;
 
 pub use database::{Database, DatabaseOptions};
 pub use embedded::{EmbeddedError, EmbeddedPostgres};

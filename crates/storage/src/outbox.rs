@@ -16,7 +16,7 @@ use crate::{Result, StorageError};
 pub const CHANNEL: &str = "clubpulse_outbox";
 
 /// The advisory lock that makes one relay at a time deliver, in order ("outbox" in ASCII).
-const RELAY_LOCK: i64 = 0x6f75_7462_6f78;
+pub(crate) const RELAY_LOCK: i64 = 0x6f75_7462_6f78;
 
 /// One owed side effect.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]

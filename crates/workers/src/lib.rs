@@ -9,6 +9,8 @@
 //!
 //! - [`mail`]: e-mail jobs ([`SendMail`], [`BookingMail`], [`WaitlistOfferMail`]) and their
 //!   handlers.
+//! - outbound webhook deliveries (`webhook.deliver`): the job and its handler live in
+//!   `clubpulse_webhooks::delivery`; [`registry`] registers it with the others.
 //! - [`search`]: keeping the search index current ([`IndexFacility`], [`IndexMissing`]), and the
 //!   [`reindex`](search::reindex) behind `clubpulse search reindex`.
 //! - this file: what handlers need ([`Deps`]), the [`registry`] of every job kind, the queue for a
@@ -74,6 +76,7 @@ pub fn queue(redis: Option<RedisConn>, db: PgPool) -> Queue {
 pub fn registry(deps: Deps) -> Registry {
     let mut registry = Registry::new();
     mail::register(&mut registry, deps.clone());
+    clubpulse_webhooks::delivery::register(&mut registry, deps.db.clone(), &deps.config.webhooks);
     search::register(&mut registry, deps);
     registry
 }

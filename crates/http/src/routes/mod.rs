@@ -14,6 +14,7 @@ pub mod payments;
 pub mod realtime;
 pub mod search;
 pub mod waitlist;
+pub mod webhooks;
 
 use axum::Router;
 use utoipa::{
@@ -40,6 +41,7 @@ use crate::AppState;
         clubpulse_realtime::ClientMessage,
         clubpulse_realtime::ServerMessage,
         clubpulse_realtime::HeldSlot,
+        webhooks::WebhookEvent,
     )),
     modifiers(&SecuritySchemes),
     tags(
@@ -52,6 +54,7 @@ use crate::AppState;
         (name = "payments", description = "Checkout, payments and refunds, on site or through Stripe, and the provider's webhook"),
         (name = "waitlist", description = "Waiting for a taken slot, and the offers made when it frees"),
         (name = "notifications", description = "A member's notifications"),
+        (name = "webhooks", description = "Outbound webhooks: endpoints that receive booking, payment and waitlist events as signed `POST`s. A delivery's body is the `WebhookEvent` schema (`created` is RFC 3339); its `ClubPulse-Signature: t=<unix seconds>,v1=<hex>` header is the HMAC-SHA256 of `\"{t}.{raw body}\"` with the endpoint's secret. Failures are retried with back-off through the job queue, under the same event `id`"),
         (name = "search", description = "Natural-language search, similar facilities, favourites and recommendations"),
         (name = "realtime", description = "Live slot events and notifications over a WebSocket; the messages are the `ClientMessage` and `ServerMessage` schemas"),
         (name = "operations", description = "Health and readiness"),
@@ -151,6 +154,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(payments::router())
                 .merge(classes::router())
                 .merge(waitlist::router())
+                .merge(webhooks::router())
                 .merge(notifications::router())
                 .merge(search::router())
                 .merge(realtime::router()),

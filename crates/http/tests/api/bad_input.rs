@@ -936,6 +936,12 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
             json!({"grace_seconds": 10}),
             a,
         ),
+        (
+            M::POST,
+            "/api/v1/admin/webhooks".to_owned(),
+            json!({"url": "https://8.8.8.8/hooks", "events": ["booking.held"]}),
+            a,
+        ),
     ];
     for (method, path, body, token) in &bodies {
         cases.extend(poisoned(method.clone(), path, body, *token));
@@ -1077,6 +1083,21 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
         case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": "xyz", "start": later.0, "end": later.1})), m, 422, "validation_failed"),
         case(M::POST, "/api/v1/waitlist", Body::Json(json!({"facility_id": fid, "start": later.0})), m, 422, "validation_failed"),
         case(M::GET, "/api/v1/waitlist?limit=0", Body::None, m, 422, "validation_failed"),
+        // Outbound webhooks.
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "gopher://8.8.8.8/", "events": ["booking.held"]})), a, 422, "validation_failed"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "https://u:p@8.8.8.8/", "events": ["booking.held"]})), a, 422, "validation_failed"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "https://8.8.8.8/", "events": ["booking.nope"]})), a, 422, "validation_failed"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "https://8.8.8.8/", "events": []})), a, 422, "validation_failed"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "https://8.8.8.8/", "events": [1]})), a, 422, "validation_failed"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "http://127.0.0.1:9/", "events": ["booking.held"]})), a, 422, "webhook_target_forbidden"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "http://[fe80::1]/", "events": ["booking.held"]})), a, 422, "webhook_target_forbidden"),
+        case(M::POST, "/api/v1/admin/webhooks", Body::Json(json!({"url": "https://8.8.8.8/", "events": ["booking.held"]})), m, 403, "forbidden"),
+        case(M::GET, "/api/v1/admin/webhooks", Body::None, s, 403, "forbidden"),
+        case(M::DELETE, "/api/v1/admin/webhooks/xyz", Body::None, a, 400, "invalid_path"),
+        case(M::DELETE, format!("/api/v1/admin/webhooks/{nobody}"), Body::None, a, 404, "webhook_not_found"),
+        case(M::GET, format!("/api/v1/admin/webhooks/{nobody}/deliveries"), Body::None, a, 404, "webhook_not_found"),
+        case(M::GET, format!("/api/v1/admin/webhooks/{nobody}/deliveries?limit=201"), Body::None, a, 422, "validation_failed"),
+        case(M::GET, "/api/v1/admin/webhooks/%00/deliveries", Body::None, a, 400, "invalid_path"),
         case(M::GET, "/api/v1/waitlist?limit=201", Body::None, m, 422, "validation_failed"),
         case(M::GET, "/api/v1/waitlist?status=waiting", Body::None, m, 400, "invalid_query"),
         case(M::GET, "/api/v1/waitlist", Body::None, None, 401, "unauthenticated"),

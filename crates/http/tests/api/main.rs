@@ -17,6 +17,7 @@ mod faults;
 mod instances;
 mod notifications;
 mod operations;
+mod outbound_webhooks;
 mod outbox;
 mod payments;
 mod protection;
