@@ -775,3 +775,70 @@ async fn without_redis_deliveries_are_queued_in_postgresql_and_retried_the_same_
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].body, got[1].body, "a retry sends the very same body");
 }
+
+#[tokio::test]
+async fn a_payment_taken_and_refunded_is_delivered_as_payment_succeeded_then_refunded() {
+    let app = TestApp::spawn_with(setup(true)).await;
+    let admin = app.user(Role::Admin).await;
+    let receiver = Receiver::start(0).await;
+    let endpoint = register(
+        &app,
+        &admin,
+        &receiver.url(),
+        &["payment.succeeded", "payment.refunded"],
+    )
+    .await;
+    let (member, booking) = hold(&app, &admin).await;
+    let id = booking["id"].as_str().unwrap();
+    let paid = app
+        .post(
+            &format!("/api/v1/bookings/{id}/mark-paid"),
+            json!({}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(paid.status(), 200);
+    // Deliveries are independent jobs: the first one arrives before the refund is made, so the
+    // order below is the order of the events.
+    receiver.wait_for(1).await;
+    // Cancelled with 30 days' notice required: late, so half the price comes back.
+    sqlx::query("UPDATE clubs SET free_cancellation_minutes = 43200")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let cancelled = app
+        .post(
+            &format!("/api/v1/bookings/{id}/cancel"),
+            json!({}),
+            Some(&member.token),
+        )
+        .await;
+    assert_eq!(cancelled.status(), 200);
+
+    let got = receiver.wait_for(2).await;
+    let events: Vec<Value> = got.iter().map(Received::json).collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["payment.succeeded", "payment.refunded"],
+        "{events:?}"
+    );
+    for (received, event) in got.iter().zip(&events) {
+        assert_eq!(event["data"]["booking_id"], id);
+        let verified = signature::verify(
+            Some(received.header("clubpulse-signature")),
+            &received.body,
+            &[endpoint["secret"].as_str().unwrap()],
+            now(),
+            signature::TOLERANCE_SECONDS,
+        );
+        assert!(verified.is_ok(), "{verified:?}");
+    }
+    assert_eq!(events[0]["data"]["amount_cents"], 4000);
+    assert_eq!(events[1]["data"]["refunded_cents"], 2000);
+    assert_eq!(events[1]["data"]["refund_reason"], "cancelled");
+    // Booking events were not asked for, and none came.
+    app.drain_outbox().await;
+    app.drain_jobs(WAIT).await;
+    assert_eq!(receiver.received().len(), 2);
+}
