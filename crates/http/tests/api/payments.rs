@@ -18,29 +18,76 @@ const MADRID: &str = "Europe/Madrid";
 const WAIT: Duration = Duration::from_secs(20);
 const KEY: &str = "sk_test_clubpulse";
 
-fn stripe_url() -> String {
-    std::env::var("CLUBPULSE_TEST_STRIPE_URL").unwrap_or_else(|_| {
-        panic!("CLUBPULSE_TEST_STRIPE_URL is not set: run the tests through scripts/test, which starts the Stripe API emulator")
-    })
+/// A Stripe API emulator of the test's own (localstripe on a free loopback port, its store in
+/// memory), so no other test's intents or webhook targets share it. Stopped when dropped.
+struct Emulator {
+    url: String,
+    _process: tokio::process::Child,
 }
 
-/// A server taking payments through the emulator, accepting webhooks signed with `secrets`.
-async fn stripe_app(secrets: &[&str]) -> TestApp {
+impl Emulator {
+    async fn start() -> Self {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join("var/venv/bin/python3");
+        let mut last = String::new();
+        // A port picked free can be taken before the emulator binds it: try another.
+        for _ in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let mut process = tokio::process::Command::new(&python)
+                .arg(root.join("scripts/stripe_emulator.py"))
+                .arg(port.to_string())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("start the Stripe emulator with {python:?} (run scripts/setup): {e}")
+                });
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while tokio::time::Instant::now() < deadline {
+                if let Ok(Some(status)) = process.try_wait() {
+                    last = format!("the emulator exited with {status}");
+                    break;
+                }
+                let ready = reqwest::get(format!("{url}/js.stripe.com/v3/")).await;
+                if ready.is_ok_and(|r| r.status().is_success()) {
+                    return Self {
+                        url,
+                        _process: process,
+                    };
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if last.is_empty() {
+                last = "the emulator did not answer within 20 s".to_owned();
+            }
+        }
+        panic!("the Stripe emulator did not start: {last}");
+    }
+}
+
+/// A server taking payments through its own emulator, accepting webhooks signed with `secrets`.
+async fn stripe_app(secrets: &[&str]) -> (TestApp, Emulator) {
+    let stripe = Emulator::start().await;
     let mut setup = Setup::default();
     setup.config.payments.provider = PaymentProviderKind::Stripe;
-    setup.config.payments.stripe_api_url = stripe_url();
+    setup.config.payments.stripe_api_url = stripe.url.clone();
     setup.config.payments.stripe_secret_key = Secret::new(KEY);
     setup.config.payments.stripe_webhook_secrets =
         secrets.iter().map(|s| Secret::new(*s)).collect();
-    TestApp::spawn_with(setup).await
+    (TestApp::spawn_with(setup).await, stripe)
 }
 
 /// Tells the emulator to post its events to `app`, signed with `secret`.
-async fn subscribe_emulator(app: &TestApp, secret: &str) {
+async fn subscribe_emulator(app: &TestApp, stripe: &Emulator, secret: &str) {
     let response = reqwest::Client::new()
         .post(format!(
             "{}/_config/webhooks/{}",
-            stripe_url(),
+            stripe.url,
             Uuid::new_v4().simple()
         ))
         .form(&[
@@ -54,9 +101,14 @@ async fn subscribe_emulator(app: &TestApp, secret: &str) {
 }
 
 /// A call to the emulator's API with the secret key, as Stripe.js and the server would make.
-async fn emulator(method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+async fn emulator(
+    stripe: &Emulator,
+    method: reqwest::Method,
+    path: &str,
+    form: &[(&str, &str)],
+) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .request(method, format!("{}{path}", stripe_url()))
+        .request(method, format!("{}{path}", stripe.url))
         .bearer_auth(KEY)
         .form(form)
         .send()
@@ -67,8 +119,9 @@ async fn emulator(method: reqwest::Method, path: &str, form: &[(&str, &str)]) ->
 }
 
 /// Pays an intent with a card, as Stripe.js does: a payment method, attached, then confirmed.
-async fn pay(intent: &str, card: &str) -> (u16, Value) {
+async fn pay(stripe: &Emulator, intent: &str, card: &str) -> (u16, Value) {
     let (status, method) = emulator(
+        stripe,
         reqwest::Method::POST,
         "/v1/payment_methods",
         &[
@@ -83,10 +136,21 @@ async fn pay(intent: &str, card: &str) -> (u16, Value) {
     assert_eq!(status, 200, "payment method: {method}");
     let method = method["id"].as_str().unwrap().to_owned();
     let path = format!("/v1/payment_intents/{intent}");
-    let (status, body) =
-        emulator(reqwest::Method::POST, &path, &[("payment_method", &method)]).await;
+    let (status, body) = emulator(
+        stripe,
+        reqwest::Method::POST,
+        &path,
+        &[("payment_method", &method)],
+    )
+    .await;
     assert_eq!(status, 200, "attach: {body}");
-    emulator(reqwest::Method::POST, &format!("{path}/confirm"), &[]).await
+    emulator(
+        stripe,
+        reqwest::Method::POST,
+        &format!("{path}/confirm"),
+        &[],
+    )
+    .await
 }
 
 const GOOD_CARD: &str = "4242424242424242";
@@ -206,8 +270,8 @@ fn now() -> i64 {
 
 #[tokio::test]
 async fn a_member_pays_a_hold_by_card_and_the_signed_webhook_confirms_it() {
-    let app = stripe_app(&["whsec_flow"]).await;
-    subscribe_emulator(&app, "whsec_flow").await;
+    let (app, stripe) = stripe_app(&["whsec_flow"]).await;
+    subscribe_emulator(&app, &stripe, "whsec_flow").await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 10).await;
 
@@ -238,6 +302,7 @@ async fn a_member_pays_a_hold_by_card_and_the_signed_webhook_confirms_it() {
     let again = checked_out(&app, &s.member, booking).await;
     assert_eq!(again["id"], payment["id"]);
     let (_, at_stripe) = emulator(
+        &stripe,
         reqwest::Method::GET,
         &format!("/v1/payment_intents/{intent}"),
         &[],
@@ -246,7 +311,7 @@ async fn a_member_pays_a_hold_by_card_and_the_signed_webhook_confirms_it() {
     assert_eq!(at_stripe["metadata"]["booking_id"], booking.to_string());
     assert_eq!(at_stripe["amount"], 4000);
 
-    let (status, confirmed) = pay(&intent, GOOD_CARD).await;
+    let (status, confirmed) = pay(&stripe, &intent, GOOD_CARD).await;
     assert_eq!(status, 200, "{confirmed}");
     assert_eq!(confirmed["status"], "succeeded");
 
@@ -290,14 +355,14 @@ async fn a_member_pays_a_hold_by_card_and_the_signed_webhook_confirms_it() {
 
 #[tokio::test]
 async fn a_declined_card_fails_the_payment_and_the_hold_runs_its_course() {
-    let app = stripe_app(&["whsec_declined"]).await;
-    subscribe_emulator(&app, "whsec_declined").await;
+    let (app, stripe) = stripe_app(&["whsec_declined"]).await;
+    subscribe_emulator(&app, &stripe, "whsec_declined").await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 11).await;
     let payment = checked_out(&app, &s.member, booking).await;
     let intent = payment["provider_ref"].as_str().unwrap();
 
-    let (status, body) = pay(intent, DECLINED_CARD).await;
+    let (status, body) = pay(&stripe, intent, DECLINED_CARD).await;
     assert_eq!(status, 402, "a declined card: {body}");
 
     let id = payment["id"].as_str().unwrap();
@@ -312,14 +377,19 @@ async fn a_declined_card_fails_the_payment_and_the_hold_runs_its_course() {
 
 #[tokio::test]
 async fn a_payment_after_the_hold_expired_confirms_the_booking_when_the_slot_is_still_free() {
-    let app = stripe_app(&["whsec_late_free"]).await;
-    subscribe_emulator(&app, "whsec_late_free").await;
+    let (app, stripe) = stripe_app(&["whsec_late_free"]).await;
+    subscribe_emulator(&app, &stripe, "whsec_late_free").await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 12).await;
     let payment = checked_out(&app, &s.member, booking).await;
     expire(&app, booking).await;
 
-    let (status, _) = pay(payment["provider_ref"].as_str().unwrap(), GOOD_CARD).await;
+    let (status, _) = pay(
+        &stripe,
+        payment["provider_ref"].as_str().unwrap(),
+        GOOD_CARD,
+    )
+    .await;
     assert_eq!(status, 200);
 
     until_payment(&app, payment["id"].as_str().unwrap(), "succeeded").await;
@@ -342,8 +412,8 @@ async fn expire(app: &TestApp, booking: Uuid) {
 
 #[tokio::test]
 async fn a_payment_after_the_hold_expired_and_the_slot_was_taken_is_refunded_and_the_member_told() {
-    let app = stripe_app(&["whsec_late_taken"]).await;
-    subscribe_emulator(&app, "whsec_late_taken").await;
+    let (app, stripe) = stripe_app(&["whsec_late_taken"]).await;
+    subscribe_emulator(&app, &stripe, "whsec_late_taken").await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 13).await;
     let payment = checked_out(&app, &s.member, booking).await;
@@ -352,7 +422,7 @@ async fn a_payment_after_the_hold_expired_and_the_slot_was_taken_is_refunded_and
     let taken = held(&app, &rival, &s.facility, 3, 13).await;
 
     let intent = payment["provider_ref"].as_str().unwrap();
-    let (status, _) = pay(intent, GOOD_CARD).await;
+    let (status, _) = pay(&stripe, intent, GOOD_CARD).await;
     assert_eq!(status, 200);
 
     let (_, refunded) = until_payment(&app, payment["id"].as_str().unwrap(), "refunded").await;
@@ -362,6 +432,7 @@ async fn a_payment_after_the_hold_expired_and_the_slot_was_taken_is_refunded_and
     assert_eq!(app.overlapping_active_bookings().await, 0);
     // The refund is real at the provider, made once.
     let (status, refunds) = emulator(
+        &stripe,
         reqwest::Method::GET,
         &format!("/v1/refunds?payment_intent={intent}"),
         &[],
@@ -389,7 +460,8 @@ async fn a_payment_after_the_hold_expired_and_the_slot_was_taken_is_refunded_and
 
 #[tokio::test]
 async fn forged_stale_unsigned_and_replayed_webhooks_change_nothing() {
-    let app = stripe_app(&["whsec_guard"]).await;
+    // The server creates its intents there.
+    let (app, _stripe) = stripe_app(&["whsec_guard"]).await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 14).await;
     let payment = checked_out(&app, &s.member, booking).await;
@@ -476,7 +548,8 @@ async fn forged_stale_unsigned_and_replayed_webhooks_change_nothing() {
 
 #[tokio::test]
 async fn a_signature_made_with_either_secret_of_a_rotation_is_accepted() {
-    let app = stripe_app(&["whsec_new", "whsec_old"]).await;
+    // The server creates its intents there.
+    let (app, _stripe) = stripe_app(&["whsec_new", "whsec_old"]).await;
     let s = scene(&app).await;
     let first = held(&app, &s.member, &s.facility, 3, 15).await;
     let second = held(&app, &s.member, &s.facility, 3, 17).await;
@@ -522,7 +595,8 @@ async fn a_signature_made_with_either_secret_of_a_rotation_is_accepted() {
 
 #[tokio::test]
 async fn concurrent_checkouts_of_one_hold_make_one_payment() {
-    let app = stripe_app(&["whsec_race"]).await;
+    // The server creates its intents there.
+    let (app, _stripe) = stripe_app(&["whsec_race"]).await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 16).await;
 
@@ -547,7 +621,8 @@ async fn concurrent_checkouts_of_one_hold_make_one_payment() {
 
 #[tokio::test]
 async fn concurrent_deliveries_of_one_event_apply_it_once() {
-    let app = stripe_app(&["whsec_storm"]).await;
+    // The server creates its intents there.
+    let (app, _stripe) = stripe_app(&["whsec_storm"]).await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 18).await;
     let payment = checked_out(&app, &s.member, booking).await;
@@ -583,15 +658,20 @@ async fn concurrent_deliveries_of_one_event_apply_it_once() {
 
 #[tokio::test]
 async fn cancelling_a_paid_booking_refunds_it_in_full_early_and_less_the_fee_late() {
-    let app = stripe_app(&["whsec_cancel"]).await;
-    subscribe_emulator(&app, "whsec_cancel").await;
+    let (app, stripe) = stripe_app(&["whsec_cancel"]).await;
+    subscribe_emulator(&app, &stripe, "whsec_cancel").await;
     let s = scene(&app).await;
     let early = held(&app, &s.member, &s.facility, 4, 10).await;
     let late = held(&app, &s.member, &s.facility, 4, 12).await;
     let mut payments = Vec::new();
     for booking in [early, late] {
         let payment = checked_out(&app, &s.member, booking).await;
-        let (status, _) = pay(payment["provider_ref"].as_str().unwrap(), GOOD_CARD).await;
+        let (status, _) = pay(
+            &stripe,
+            payment["provider_ref"].as_str().unwrap(),
+            GOOD_CARD,
+        )
+        .await;
         assert_eq!(status, 200);
         until_payment(&app, payment["id"].as_str().unwrap(), "succeeded").await;
         payments.push(payment);
@@ -615,6 +695,7 @@ async fn cancelling_a_paid_booking_refunds_it_in_full_early_and_less_the_fee_lat
     assert_eq!(refunded, 2000);
     let intent = payments[1]["provider_ref"].as_str().unwrap();
     let (_, refunds) = emulator(
+        &stripe,
         reqwest::Method::GET,
         &format!("/v1/refunds?payment_intent={intent}"),
         &[],
@@ -627,11 +708,16 @@ async fn cancelling_a_paid_booking_refunds_it_in_full_early_and_less_the_fee_lat
 #[tokio::test]
 async fn reconciliation_applies_a_payment_whose_webhook_was_lost() {
     // No webhook is registered: the emulator's event never arrives.
-    let app = stripe_app(&["whsec_lost"]).await;
+    let (app, stripe) = stripe_app(&["whsec_lost"]).await;
     let s = scene(&app).await;
     let booking = held(&app, &s.member, &s.facility, 3, 19).await;
     let payment = checked_out(&app, &s.member, booking).await;
-    let (status, _) = pay(payment["provider_ref"].as_str().unwrap(), GOOD_CARD).await;
+    let (status, _) = pay(
+        &stripe,
+        payment["provider_ref"].as_str().unwrap(),
+        GOOD_CARD,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(
         payment_row(&app, payment["id"].as_str().unwrap()).await.0,
