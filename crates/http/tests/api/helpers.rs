@@ -357,6 +357,31 @@ impl TestApp {
         .await
     }
 
+    /// `POST /api/v1/bookings/{booking}/{action}` as `user`: `confirm`, `cancel`, `checkout` or
+    /// `mark-paid`.
+    pub async fn booking_action(
+        &self,
+        user: &TestUser,
+        booking: impl std::fmt::Display,
+        action: &str,
+    ) -> reqwest::Response {
+        self.post(
+            &format!("/api/v1/bookings/{booking}/{action}"),
+            json!({}),
+            Some(&user.token),
+        )
+        .await
+    }
+
+    /// Requires 30 days' notice for a free cancellation at every club, so that any cancellation
+    /// from now on is late and pays the policy's fee.
+    pub async fn make_cancellations_late(&self) {
+        sqlx::query("UPDATE clubs SET free_cancellation_minutes = 43200")
+            .execute(&self.db)
+            .await
+            .expect("change the cancellation policy");
+    }
+
     /// Active bookings of one facility that overlap another (should always be none).
     pub async fn overlapping_active_bookings(&self) -> i64 {
         sqlx::query_scalar(

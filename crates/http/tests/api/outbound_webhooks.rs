@@ -419,14 +419,7 @@ async fn an_endpoint_failing_for_over_a_day_is_disabled_and_its_admin_notified()
 
     // A disabled endpoint is sent nothing more.
     let cancelled = app
-        .post(
-            &format!(
-                "/api/v1/bookings/{}/cancel",
-                booking["id"].as_str().unwrap()
-            ),
-            json!({}),
-            Some(&member.token),
-        )
+        .booking_action(&member, booking["id"].as_str().unwrap(), "cancel")
         .await;
     assert_eq!(cancelled.status(), 200);
     app.drain_jobs(WAIT).await;
@@ -530,14 +523,7 @@ async fn a_waitlist_offer_is_delivered_as_waitlist_offered_with_an_id_of_its_own
     assert_eq!(joined.status(), 201);
 
     let cancelled = app
-        .post(
-            &format!(
-                "/api/v1/bookings/{}/cancel",
-                booking["id"].as_str().unwrap()
-            ),
-            json!({}),
-            Some(&first.token),
-        )
+        .booking_action(&first, booking["id"].as_str().unwrap(), "cancel")
         .await;
     assert_eq!(cancelled.status(), 200);
 
@@ -790,29 +776,14 @@ async fn a_payment_taken_and_refunded_is_delivered_as_payment_succeeded_then_ref
     .await;
     let (member, booking) = hold(&app, &admin).await;
     let id = booking["id"].as_str().unwrap();
-    let paid = app
-        .post(
-            &format!("/api/v1/bookings/{id}/mark-paid"),
-            json!({}),
-            Some(&admin.token),
-        )
-        .await;
+    let paid = app.booking_action(&admin, id, "mark-paid").await;
     assert_eq!(paid.status(), 200);
     // Deliveries are independent jobs: the first one arrives before the refund is made, so the
     // order below is the order of the events.
     receiver.wait_for(1).await;
     // Cancelled with 30 days' notice required: late, so half the price comes back.
-    sqlx::query("UPDATE clubs SET free_cancellation_minutes = 43200")
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let cancelled = app
-        .post(
-            &format!("/api/v1/bookings/{id}/cancel"),
-            json!({}),
-            Some(&member.token),
-        )
-        .await;
+    app.make_cancellations_late().await;
+    let cancelled = app.booking_action(&member, id, "cancel").await;
     assert_eq!(cancelled.status(), 200);
 
     let got = receiver.wait_for(2).await;

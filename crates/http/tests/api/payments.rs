@@ -190,12 +190,7 @@ async fn held(app: &TestApp, user: &TestUser, facility: &Value, days: i64, hour:
 }
 
 async fn checkout(app: &TestApp, user: &TestUser, booking: Uuid) -> reqwest::Response {
-    app.post(
-        &format!("/api/v1/bookings/{booking}/checkout"),
-        json!({}),
-        Some(&user.token),
-    )
-    .await
+    app.booking_action(user, booking, "checkout").await
 }
 
 async fn checked_out(app: &TestApp, user: &TestUser, booking: Uuid) -> Value {
@@ -206,12 +201,7 @@ async fn checked_out(app: &TestApp, user: &TestUser, booking: Uuid) -> Value {
 }
 
 async fn cancel(app: &TestApp, user: &TestUser, booking: Uuid) -> reqwest::Response {
-    app.post(
-        &format!("/api/v1/bookings/{booking}/cancel"),
-        json!({}),
-        Some(&user.token),
-    )
-    .await
+    app.booking_action(user, booking, "cancel").await
 }
 
 async fn booking_status(app: &TestApp, booking: Uuid) -> String {
@@ -276,13 +266,7 @@ async fn a_member_pays_a_hold_by_card_and_the_signed_webhook_confirms_it() {
     let booking = held(&app, &s.member, &s.facility, 3, 10).await;
 
     // With a provider, a priced hold is confirmed by its payment, not by asking.
-    let refused = app
-        .post(
-            &format!("/api/v1/bookings/{booking}/confirm"),
-            json!({}),
-            Some(&s.member.token),
-        )
-        .await;
+    let refused = app.booking_action(&s.member, booking, "confirm").await;
     assert_problem(refused, 409, "payment_required").await;
 
     let payment = checked_out(&app, &s.member, booking).await;
@@ -683,10 +667,7 @@ async fn cancelling_a_paid_booking_refunds_it_in_full_early_and_less_the_fee_lat
     assert_eq!(refunded, 4000);
 
     // With 30 days' notice required, the same cancellation is late: the 50% fee is kept.
-    sqlx::query("UPDATE clubs SET free_cancellation_minutes = 43200")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    app.make_cancellations_late().await;
     let response = cancel(&app, &s.member, late).await;
     let (status, _, body) = read_response(response).await;
     assert_eq!(status, 200, "{body}");
@@ -773,17 +754,8 @@ async fn staff_take_payment_on_site_and_a_late_cancellation_keeps_the_fee() {
             .unwrap();
     assert_eq!(rows, vec![("onsite".to_owned(), "succeeded".to_owned())]);
 
-    sqlx::query("UPDATE clubs SET free_cancellation_minutes = 43200")
-        .execute(&app.db)
-        .await
-        .unwrap();
-    let cancelled = app
-        .post(
-            &format!("/api/v1/bookings/{booking}/cancel"),
-            json!({}),
-            Some(&s.member.token),
-        )
-        .await;
+    app.make_cancellations_late().await;
+    let cancelled = app.booking_action(&s.member, booking, "cancel").await;
     assert_eq!(cancelled.status(), 200);
     let (status, refunded) = payment_row(&app, pending["id"].as_str().unwrap()).await;
     assert_eq!((status.as_str(), refunded), ("refunded", 2000));
@@ -827,13 +799,7 @@ async fn bad_checkouts_and_payments_are_problems_that_change_nothing() {
     assert_eq!(app.count("payments").await, 0);
 
     // A confirmed booking has nothing left to check out; a cancelled one cannot be paid.
-    let confirm = app
-        .post(
-            &format!("/api/v1/bookings/{booking}/confirm"),
-            json!({}),
-            Some(&s.member.token),
-        )
-        .await;
+    let confirm = app.booking_action(&s.member, booking, "confirm").await;
     assert_eq!(confirm.status(), 200);
     assert_problem(
         checkout(&app, &s.member, booking).await,
@@ -842,25 +808,14 @@ async fn bad_checkouts_and_payments_are_problems_that_change_nothing() {
     )
     .await;
     let other = held(&app, &s.member, &s.facility, 3, 12).await;
-    app.post(
-        &format!("/api/v1/bookings/{other}/cancel"),
-        json!({}),
-        Some(&s.member.token),
-    )
-    .await;
+    app.booking_action(&s.member, other, "cancel").await;
     assert_problem(
         checkout(&app, &s.member, other).await,
         409,
         "booking_not_active",
     )
     .await;
-    let paid = app
-        .post(
-            &format!("/api/v1/bookings/{other}/mark-paid"),
-            json!({}),
-            Some(&s.admin.token),
-        )
-        .await;
+    let paid = app.booking_action(&s.admin, other, "mark-paid").await;
     assert_problem(paid, 409, "booking_not_active").await;
     // A free facility has nothing to pay.
     let free = app
