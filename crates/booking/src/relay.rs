@@ -21,6 +21,8 @@
 //!   delivered (a notification as above, and an e-mail job with a unique key per offer);
 //! - a payment's events (`payment.*`, written by the `payments_outbox` trigger) are audited, and a
 //!   refund's notification is stored like a booking's (its id derived from the event's);
+//! - a notification stored elsewhere (`notification.created`: a webhook endpoint disabled) is
+//!   published like the relay's own;
 //! - outbound webhook deliveries are recorded in the batch's transaction, one per endpoint and
 //!   event, so a redelivered event records and queues nothing new (see
 //!   `clubpulse_webhooks::fanout`);
@@ -152,7 +154,12 @@ impl Relay {
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         let mut deliveries = Vec::with_capacity(events.len());
         let mut paid = Vec::new();
+        let mut stored_elsewhere = Vec::new();
         for event in events {
+            if event.topic == outbox::NOTIFICATION_CREATED {
+                stored_elsewhere.push(event.aggregate_id);
+                continue;
+            }
             if event.topic.starts_with("payment.")
                 && let Ok(payment) = serde_json::from_value(event.payload.clone())
             {
@@ -191,6 +198,9 @@ impl Relay {
             .notify_and_offer(&mut tx, &deliveries, &contexts)
             .await?;
         notified.extend(self.notify_refunds(&mut tx, &paid).await?);
+        if !stored_elsewhere.is_empty() {
+            notified.extend(stored::by_ids(&mut *tx, &stored_elsewhere).await?);
+        }
         self.enqueue_mail(&deliveries, &offers).await?;
         self.publish_live(&deliveries, &notified).await?;
         if self.audit.enabled() {

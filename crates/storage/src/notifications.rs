@@ -86,3 +86,13 @@ pub async fn mark_read(db: impl PgExecutor<'_>, user_id: Uuid, id: Uuid) -> Resu
     .await?;
     Ok(found.is_some())
 }
+
+/// Notifications by id, in no particular order (those that exist).
+pub async fn by_ids(db: impl PgExecutor<'_>, ids: &[Uuid]) -> Result<Vec<Notification>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM notifications WHERE id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(db)
+    .await?)
+}

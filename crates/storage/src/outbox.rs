@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 use crate::{Result, StorageError};
 
+/// The topic of a notification stored outside the relay (a webhook endpoint disabled, say): the
+/// relay publishes it on its member's `user` channel. Payload: `{notification_id, user_id}`.
+pub const NOTIFICATION_CREATED: &str = "notification.created";
+
 /// The channel on which writers notify relays that events are waiting.
 pub const CHANNEL: &str = "clubpulse_outbox";
 

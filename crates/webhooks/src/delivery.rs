@@ -25,6 +25,7 @@ use clubpulse_config::WebhooksConfig;
 use clubpulse_jobs::{Job, JobContext, JobFailure, Registry};
 use clubpulse_storage::{
     notifications::{self, NewNotification},
+    outbox,
     webhooks::{self, Disabled, Failure, Pending},
 };
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
@@ -280,9 +281,21 @@ async fn tell_admin(tx: &mut sqlx::PgConnection, disabled: &Disabled) -> Result<
             "failing_since": disabled.failing_since,
         }),
     };
-    notifications::insert(tx, &notification)
+    let stored = notifications::insert(tx, &notification)
         .await
         .map_err(JobFailure::new)?;
+    if let Some(stored) = stored {
+        // The relay publishes it on the admin's `user` channel, so an open dashboard hears of it.
+        outbox::record(
+            tx,
+            outbox::NOTIFICATION_CREATED,
+            stored.id,
+            None,
+            &serde_json::json!({"notification_id": stored.id, "user_id": stored.user_id}),
+        )
+        .await
+        .map_err(JobFailure::new)?;
+    }
     Ok(())
 }
 

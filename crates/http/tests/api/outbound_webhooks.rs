@@ -386,6 +386,8 @@ async fn an_endpoint_failing_for_over_a_day_is_disabled_and_its_admin_notified()
     .execute(&app.db)
     .await
     .unwrap();
+    // The admin's open page hears of it live, on their own channel.
+    let mut dashboard = crate::ws_client::WsClient::connect(app.addr, &admin.token).await;
 
     let (member, booking) = hold(&app, &admin).await;
 
@@ -416,6 +418,9 @@ async fn an_endpoint_failing_for_over_a_day_is_disabled_and_its_admin_notified()
         .find(|n| n["kind"] == "webhook.disabled")
         .unwrap_or_else(|| panic!("no webhook.disabled notification: {notes}"));
     assert_eq!(note["data"]["endpoint_id"], endpoint["id"]);
+    let live = dashboard.next_event("user").await;
+    assert_eq!(live["notification"]["id"], note["id"], "{live}");
+    assert_eq!(live["notification"]["kind"], "webhook.disabled");
 
     // A disabled endpoint is sent nothing more.
     let cancelled = app
