@@ -43,9 +43,9 @@ pub struct PaymentView {
     pub provider: String,
     /// The provider's id: a Stripe PaymentIntent (`pi_…`), or `onsite_…`.
     pub provider_ref: String,
-    /// What Stripe.js confirms the payment with (`stripe.confirmCardPayment`); only in the
-    /// checkout's answer, to the member paying, and never on site.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// What Stripe.js confirms the payment with (`stripe.confirmCardPayment`): in the checkout's
+    /// answer to the member paying, while the payment is pending; `null` on site, in listings and
+    /// once the payment is settled.
     pub client_secret: Option<String>,
     pub amount_cents: i64,
     /// How much of it was given back; with some, the status is `refunded`.
