@@ -36,10 +36,14 @@ const COLUMNS: &str = "id, user_id, kind, title, body, data, created_at, read_at
 
 /// Stores a notification in the caller's transaction; `None` when one with its id exists already
 /// (the event it tells of was delivered before).
+///
+/// Stamped with the clock at the insert, not the transaction's start: the relay stores a batch's
+/// notifications in one transaction, in event order, and newest-first must keep that order (a
+/// confirmation and its cancellation delivered together would otherwise tie).
 pub async fn insert(tx: &mut PgConnection, new: &NewNotification) -> Result<Option<Notification>> {
     sqlx::query_as(&format!(
-        "INSERT INTO notifications (id, user_id, kind, title, body, data)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO notifications (id, user_id, kind, title, body, data, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())
          ON CONFLICT (id) DO NOTHING
          RETURNING {COLUMNS}"
     ))
