@@ -144,12 +144,31 @@ impl Bookings {
         // the freed time were blocked by it too.
         let from = start - Duration::minutes(i64::from(facility.buffer_minutes));
         let waiting = waitlist::candidates(tx, facility.id, from, blocks_until, CANDIDATES).await?;
+        let buffer = Duration::minutes(i64::from(facility.buffer_minutes));
+        // Every waiter is judged against one view of what is taken. A range that frees piece by
+        // piece (two halves cancelled at once) must not go to a later waiter because the last
+        // piece freed between an earlier waiter's attempt and theirs: the piece's own event
+        // offers the range again, first come first served. The exclusion constraint still
+        // decides each offer.
+        let taken = match (
+            waiting.iter().map(|e| e.start).min(),
+            waiting.iter().map(|e| e.end).max(),
+        ) {
+            (Some(first), Some(last)) => {
+                bookings::blocks(&mut *tx, &[facility.id], first, last + buffer).await?
+            }
+            _ => Vec::new(),
+        };
         let mut offers = Vec::new();
         for entry in waiting {
             let Ok(range) = TimeRange::new(entry.start, entry.end) else {
                 waitlist::close_waiting(tx, entry.id).await?;
                 continue;
             };
+            let until = entry.end + buffer;
+            if taken.iter().any(|b| b.start < until && entry.start < b.end) {
+                continue;
+            }
             // The range must still be one a member could hold (not started, on the grid).
             if self.check_rules(ctx, &range).is_err() {
                 waitlist::close_waiting(tx, entry.id).await?;
