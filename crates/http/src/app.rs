@@ -299,7 +299,6 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     let timeout = state.config.server.request_timeout();
     routes::router(state.clone())
-        .fallback(|| async { ApiError::not_found("not_found", "no such resource") })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

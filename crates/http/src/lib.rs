@@ -13,6 +13,7 @@
 //! - [`parse`]: request parsing shared by the routes (instants, ranges, spans, page sizes).
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
 //! - [`views`]: response shapes shared by several areas.
+//! - [`web`]: the web app's pages, their templates, words in two languages and assets.
 
 pub mod app;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod middleware;
 pub mod parse;
 pub mod routes;
 pub mod views;
+pub mod web;
 
 pub use app::{App, AppState, load_search};
 pub use error::ApiError;

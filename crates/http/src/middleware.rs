@@ -4,7 +4,8 @@
 //!   opens the request's span named by its matched route, logs one line per request, logs a 5xx's
 //!   cause once, and echoes the id on the response.
 //! - [`problem_fallback`]: a safety net turning any error response that is not problem+json yet
-//!   (axum's 405, a timeout's 408, a panic's 500) into one. JSON error bodies are left alone.
+//!   (axum's 405, a timeout's 408, a panic's 500) into one. JSON error bodies and the web app's
+//!   error pages are left alone.
 //! - [`security_headers`]: headers every response carries, with a content security policy.
 //! - [`csrf`]: refuses cookie-authenticated writes coming from another site's page.
 
@@ -94,7 +95,12 @@ pub async fn problem_fallback(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"));
+        .is_some_and(|ct| {
+            ct.starts_with(PROBLEM_JSON)
+                || ct.starts_with("application/json")
+                || ct.starts_with("text/html")
+        });
+    // So was a page's own error page (the web app's, in the reader's language).
     if is_json {
         return response;
     }
@@ -179,10 +185,6 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     let is_api = headers
         .get(header::CONTENT_TYPE)
@@ -195,6 +197,16 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
+    // A page's forms must say where they come from (the CSRF check reads `Origin`, which browsers
+    // send as `null` under `no-referrer`); nothing is told to other sites. API answers tell nobody.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static(if is_html {
+            "same-origin"
+        } else {
+            "no-referrer"
+        }),
+    );
     // Pages load only their own scripts and styles and may not be framed; API answers load nothing.
     let policy = if is_html {
         "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \

@@ -82,6 +82,13 @@ async fn register(
     State(app): State<AppState>,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let user = create_member(&app, body).await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Creates a member account from a registration (the API's and the sign-up page's); an e-mail
+/// already registered is 409 `email_taken`.
+pub(crate) async fn create_member(app: &AppState, body: RegisterRequest) -> Result<User, ApiError> {
     let mut check = Validation::new();
     let email = check.check("email", Email::try_from(body.email));
     let password = check.check("password", Password::try_from(body.password));
@@ -96,7 +103,7 @@ async fn register(
         .map_err(ApiError::internal)?;
     let user = users::insert(&app.db, &email, &name, &hash, Role::Member).await?;
     tracing::info!(user.id = %user.id, "account registered");
-    Ok((StatusCode::CREATED, Json(user.into())))
+    Ok(user)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,13 +136,24 @@ async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
+    let (cookie, body) = sign_in(&app, body, user_agent, ip).await?;
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Checks a login (rate limits first, per IP and per account, whether or not it exists) and opens
+/// a session: the API's login and the sign-in page's. Answers the session cookie and the token.
+pub(crate) async fn sign_in(
+    app: &AppState,
+    body: LoginRequest,
+    user_agent: Option<String>,
+    ip: std::net::IpAddr,
+) -> Result<(HeaderValue, LoginResponse), ApiError> {
     let email =
         Email::try_from(body.email).map_err(|e| ApiError::validation(vec![e.within("email")]))?;
-    // Per IP and per account, whether or not the account exists, before any password is checked.
-    limits::check(&app, Policy::LoginIp, &ip.to_string(), true).await?;
-    limits::check(&app, Policy::LoginAccount, email.as_str(), true).await?;
-    let user = authenticate(&app, &email, body.password, ip).await?;
-    let (token, session) = open_session(&app, &user, user_agent, ip).await?;
+    limits::check(app, Policy::LoginIp, &ip.to_string(), true).await?;
+    limits::check(app, Policy::LoginAccount, email.as_str(), true).await?;
+    let user = authenticate(app, &email, body.password, ip).await?;
+    let (token, session) = open_session(app, &user, user_agent, ip).await?;
     let sessions = &app.config.sessions;
     let cookie = session_cookie(
         token.expose(),
@@ -148,13 +166,13 @@ async fn login(
         idle_timeout_seconds: sessions.idle_seconds,
         user: user.into(),
     };
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    Ok((cookie, body))
 }
 
 /// The account whose password this is; a wrong e-mail or password is 401 `invalid_credentials`
 /// (the same answer and about the same time for both), a banned account 403 `account_banned`.
 /// Refusals are audited.
-async fn authenticate(
+pub(crate) async fn authenticate(
     app: &AppState,
     email: &Email,
     password: String,
@@ -202,7 +220,7 @@ async fn authenticate(
 }
 
 /// A new session for `user`, with a fresh token, audited.
-async fn open_session(
+pub(crate) async fn open_session(
     app: &AppState,
     user: &User,
     user_agent: Option<String>,
@@ -236,7 +254,7 @@ async fn open_session(
     Ok((token, session))
 }
 
-fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+pub(crate) fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let cookie = format!(
         "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age}{secure}"
@@ -244,7 +262,7 @@ fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-fn clear_cookie(app: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
+pub(crate) fn clear_cookie(app: &AppState) -> [(header::HeaderName, HeaderValue); 1] {
     [(
         header::SET_COOKIE,
         session_cookie("", 0, app.config.sessions.cookie_secure),

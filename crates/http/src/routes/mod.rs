@@ -168,6 +168,8 @@ pub fn router(state: AppState) -> Router {
     let (api_routes, openapi) = api();
     api_routes
         .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi))
+        .merge(crate::web::router())
+        .fallback(crate::web::not_found)
         .with_state(state)
 }
 

@@ -127,7 +127,7 @@ pub struct SearchAnswer {
     responses((status = 200, body = SearchAnswer),
         (status = 503, description = "`search_disabled`: this instance runs without search", content_type = "application/problem+json"),
         ProblemResponses))]
-async fn search_facilities(
+pub(crate) async fn search_facilities(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<SearchAnswer>, ApiError> {

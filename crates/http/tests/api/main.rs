@@ -24,4 +24,5 @@ mod protection;
 mod realtime;
 mod search;
 mod waitlist;
+mod web;
 mod ws_client;
