@@ -14,6 +14,7 @@
 pub mod account;
 pub mod admin;
 pub mod assets;
+pub mod charts;
 pub mod i18n;
 pub mod pages;
 mod week;
@@ -61,6 +62,8 @@ pub fn router() -> Router<AppState> {
         .route("/lang/{code}", get(account::switch_language))
         .route("/admin", get(admin::dashboard))
         .route("/assets/{file}", get(assets::serve))
+        // Pages and assets are text that shrinks several times over; the API is left as it is.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 
 /// Whoever is looking at a page.
