@@ -67,6 +67,10 @@ test("a waitlist offer appears live when the slot frees", async () => {
   await Promise.all([a.page.waitForURL(/done=cancelled/), a.page.click("form[action$=cancel] button")]);
   await b.page.waitForSelector("[data-toast='waitlist.offer']", { timeout: 15000 });
   assert.equal(Number(await b.page.locator("[data-unread-count]").textContent()), unreadBefore + 1);
+  // The header's list has it on top, linking to the offered hold.
+  const toastTitle = await b.page.locator("[data-toast='waitlist.offer'] strong").textContent();
+  assert.equal(await b.page.locator("[data-inbox] li a").first().textContent(), toastTitle);
+  assert.match(await b.page.locator("[data-inbox] li a").first().getAttribute("href"), /^\/bookings\//);
   await checkPage(b.page, "waitlist-offer");
   const mine = await api(b.page, "/api/v1/waitlist");
   const entry = mine.find((e) => e.start === start || Date.parse(e.start) === Date.parse(start));

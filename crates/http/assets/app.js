@@ -106,7 +106,6 @@ function showNotification(n) {
   if (badge) {
     const count = Number(badge.textContent || "0") + 1;
     badge.textContent = String(count);
-    badge.setAttribute("aria-label", `${count}`);
   }
   if (toasts) {
     const toast = document.createElement("div");
@@ -129,10 +128,23 @@ function showNotification(n) {
     close.type = "button";
     close.className = "link";
     close.textContent = "×";
-    close.setAttribute("aria-label", "close");
+    close.setAttribute("aria-label", words.tClose || "Close");
     close.addEventListener("click", () => toast.remove());
     toast.append(close);
     toasts.prepend(toast);
+  }
+  const inbox = document.querySelector("[data-inbox]");
+  if (inbox) {
+    const li = document.createElement("li");
+    li.className = "unread";
+    const link = document.createElement("a");
+    const booking = n.data && n.data.booking_id;
+    link.href = booking ? `/bookings/${encodeURIComponent(booking)}` : "/me/notifications";
+    link.textContent = n.title;
+    li.append(link);
+    inbox.prepend(li);
+    while (inbox.children.length > 5) inbox.lastElementChild.remove();
+    document.querySelector("[data-inbox-empty]")?.remove();
   }
   const list = document.querySelector("[data-notification-list]");
   if (list) {

@@ -120,6 +120,8 @@ pub struct Text {
     pub skip_to_content: &'static str,
     pub live_connected: &'static str,
     pub live_offline: &'static str,
+    pub all_notifications: &'static str,
+    pub close: &'static str,
 
     pub search_title: &'static str,
     pub search_label: &'static str,
@@ -271,6 +273,8 @@ pub static EN: Text = Text {
     skip_to_content: "Skip to content",
     live_connected: "Live updates on",
     live_offline: "Live updates paused: reconnecting",
+    all_notifications: "All notifications",
+    close: "Close",
 
     search_title: "Find a place to play",
     search_label: "What are you looking for?",
@@ -424,6 +428,8 @@ pub static ES: Text = Text {
     skip_to_content: "Saltar al contenido",
     live_connected: "Actualización en directo",
     live_offline: "Directo en pausa: reconectando",
+    all_notifications: "Todos los avisos",
+    close: "Cerrar",
 
     search_title: "Encuentra dónde jugar",
     search_label: "¿Qué buscas?",

@@ -92,6 +92,8 @@ pub struct Chrome {
     pub t: &'static Text,
     pub viewer: Option<Viewer>,
     pub unread: usize,
+    /// The latest few notifications, for the list in every page's header.
+    pub inbox: Vec<InboxItem>,
     /// The page's own path and query, for the language switch and sign-in to come back to.
     pub here: String,
     pub css: String,
@@ -148,26 +150,65 @@ impl FromRequestParts<AppState> for Chrome {
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let viewer = viewer(parts, app).await;
-        let unread = match &viewer {
-            Some(v) => clubpulse_storage::notifications::list_for_user(&app.db, v.id, true, 100)
-                .await
-                .map(|n| n.len())
-                .unwrap_or_else(|err| {
-                    tracing::warn!(error = %err, "counting unread notifications failed");
-                    0
-                }),
-            None => 0,
+        let (unread, inbox) = match &viewer {
+            Some(v) => inbox(app, v.id).await,
+            None => (0, Vec::new()),
         };
         Ok(Self {
             lang,
             t: lang.text(),
             viewer,
             unread,
+            inbox,
             here,
             css: assets::url("app.css"),
             js: assets::url("app.js"),
             icon: assets::url("icon.svg"),
         })
+    }
+}
+
+/// A notification in the header's list.
+#[derive(Debug, Clone)]
+pub struct InboxItem {
+    pub title: String,
+    pub unread: bool,
+    pub href: String,
+}
+
+/// How many notifications the header lists.
+const INBOX: usize = 5;
+
+/// The viewer's unread count (up to 100) and their latest notifications; a failure to read them
+/// is logged and shows none, since no page depends on them.
+async fn inbox(app: &AppState, user: Uuid) -> (usize, Vec<InboxItem>) {
+    use clubpulse_storage::notifications::list_for_user;
+    let unread = list_for_user(&app.db, user, true, 100).await;
+    let latest = list_for_user(&app.db, user, false, INBOX as i64).await;
+    match (unread, latest) {
+        (Ok(unread), Ok(latest)) => {
+            let items = latest
+                .into_iter()
+                .map(|n| InboxItem {
+                    href: n
+                        .data
+                        .get("booking_id")
+                        .and_then(|v| v.as_str())
+                        .and_then(|s| s.parse::<Uuid>().ok())
+                        .map_or_else(
+                            || "/me/notifications".to_owned(),
+                            |id| format!("/bookings/{id}"),
+                        ),
+                    unread: n.read_at.is_none(),
+                    title: n.title,
+                })
+                .collect();
+            (unread.len(), items)
+        }
+        (Err(err), _) | (_, Err(err)) => {
+            tracing::warn!(error = %err, "reading a member's notifications for a page failed");
+            (0, Vec::new())
+        }
     }
 }
 
