@@ -23,5 +23,6 @@ mod payments;
 mod protection;
 mod realtime;
 mod search;
+mod stats;
 mod waitlist;
 mod ws_client;
