@@ -1,4 +1,4 @@
--- Unmet demand, and what the manager's dashboard (`GET /api/v1/admin/stats`) reads fast.
+-- Unmet demand, for the manager's dashboard (`GET /api/v1/admin/stats`).
 --
 -- Two append-only logs of what members wanted and did not get. Nothing updates or deletes their
 -- rows, so they need no locks beyond their own insert, and a row is written outside the
@@ -32,11 +32,3 @@ CREATE TABLE demand_searches (
 );
 -- The dashboard scopes searches by when they were made.
 CREATE INDEX demand_searches_recorded_idx ON demand_searches (recorded_at, club_id);
-
--- Bookings by start: the dashboard reads the bookings of a range of local dates. Every booking
--- lies within one opening interval of one local date (the grid refuses anything else), so one
--- that overlaps a range starts at most 26 hours before it, and this index bounds both the
--- occupancy scan and the counts. It covers the columns the counts need, so a range of closed
--- bookings is read from the index alone where the visibility map allows.
-CREATE INDEX bookings_start_idx ON bookings (lower(during))
-    INCLUDE (facility_id, status, cancellation_fee_cents);

@@ -4,6 +4,12 @@
 //! [`dashboard`] is the one entry point, called by `GET /api/v1/admin/stats` and by the dashboard
 //! page alike. Its independent queries run at once, each on its own pooled connection.
 //!
+//! Booked minutes, booking outcomes and money are read from two rollups per club and local date
+//! (and hour) that triggers keep in the transaction of every confirmation, cancellation, expiry
+//! and payment (migration `20261201000006_stats_rollups.sql`): a year of a club is then a few
+//! thousand rows, not hundreds of thousands of bookings. Holds, demand and the waitlist are read
+//! from their own tables through their indexes.
+//!
 //! # Time
 //!
 //! A range is `[from, to)` in local dates: for each club, from its local midnight of `from` to its
@@ -254,11 +260,6 @@ const CLUBS: &str = "c AS MATERIALIZED (
         WHERE $3::uuid IS NULL OR id = $3
     )";
 
-/// The bookings that may overlap some club's range, by the start index: no booking is longer than
-/// one local date, so none that overlaps starts more than 26 hours before its club's range.
-const STARTS_NEAR: &str = "lower(b.during) >= (SELECT min(lo) FROM c) - interval '26 hours'
-        AND lower(b.during) < (SELECT max(hi) FROM c)";
-
 /// The dashboard's data for `query`; `None` when it names a club that does not exist.
 pub async fn dashboard(db: &PgPool, query: &StatsQuery) -> Result<Option<Stats>> {
     if let Some(club_id) = query.club_id {
@@ -307,35 +308,19 @@ pub async fn dashboard(db: &PgPool, query: &StatsQuery) -> Result<Option<Stats>>
 /// Minutes per (local date, local hour).
 type Cells = HashMap<(NaiveDate, u8), i64>;
 
-/// The dashboard's heaviest statement, [`booked_minutes`]'s, for `EXPLAIN` in the benchmark:
-/// parameters `$1` (from, a date), `$2` (to, a date) and `$3` (the club, a uuid or null).
-pub fn booked_minutes_sql() -> String {
-    format!(
-        "WITH {CLUBS},
-         b AS (
-             SELECT c.timezone AS tz,
-                    greatest(lower(b.during), c.lo) AS s,
-                    least(upper(b.during), c.hi) AS e
-             FROM bookings b
-             JOIN facilities f ON f.id = b.facility_id
-             JOIN c ON c.id = f.club_id
-             WHERE b.status = 'confirmed' AND {STARTS_NEAR}
-               AND upper(b.during) > c.lo AND lower(b.during) < c.hi
-         )
-         SELECT (h AT TIME ZONE tz)::date AS day,
-                extract(hour FROM h AT TIME ZONE tz)::int AS hour,
-                (sum(extract(epoch FROM least(e, h + interval '1 hour') - greatest(s, h))) / 60)::bigint
-         FROM b,
-              generate_series(date_trunc('hour', s, tz), e - interval '1 microsecond',
-                              interval '1 hour') AS h
-         GROUP BY 1, 2"
-    )
+/// The occupancy statement, [`booked_minutes`]'s, for `EXPLAIN` in the benchmark: parameters
+/// `$1` (from, a date), `$2` (to, a date) and `$3` (the club, a uuid or null).
+pub fn booked_minutes_sql() -> &'static str {
+    "SELECT local_date, local_hour::int, sum(minutes)::bigint
+     FROM stats_booked_minutes
+     WHERE local_date >= $1 AND local_date < $2 AND ($3::uuid IS NULL OR club_id = $3)
+     GROUP BY 1, 2"
 }
 
-/// Confirmed minutes per local date and hour: each booking, cut to its club's range, split at its
-/// club's local hours (`date_trunc` in the zone, then whole hours of elapsed time) in one pass.
+/// Confirmed minutes per local date and hour, from the rollup the bookings' triggers keep (each
+/// confirmed booking cut at its club's local hours).
 async fn booked_minutes(db: &PgPool, query: &StatsQuery) -> Result<Cells> {
-    let rows: Vec<(NaiveDate, i32, i64)> = sqlx::query_as(&booked_minutes_sql())
+    let rows: Vec<(NaiveDate, i32, i64)> = sqlx::query_as(booked_minutes_sql())
         .bind(query.from)
         .bind(query.to)
         .bind(query.club_id)
@@ -469,61 +454,60 @@ fn peaks(occupancy: &[OccupancyCell]) -> Vec<PeakHour> {
         .collect()
 }
 
-/// The bookings starting in the range: `[lo, hi)` of their club.
-const STARTING_IN_RANGE: &str = "FROM bookings b
-         JOIN facilities f ON f.id = b.facility_id
-         JOIN c ON c.id = f.club_id
-         WHERE lower(b.during) >= (SELECT min(lo) FROM c) AND lower(b.during) < (SELECT max(hi) FROM c)
-           AND lower(b.during) >= c.lo AND lower(b.during) < c.hi";
+/// The rollup's rows of the range: per club, local date and currency.
+const DAYS_IN_RANGE: &str = "FROM stats_booking_days
+         WHERE local_date >= $1 AND local_date < $2 AND ($3::uuid IS NULL OR club_id = $3)";
 
 async fn booking_counts(db: &PgPool, query: &StatsQuery) -> Result<BookingCounts> {
-    let (confirmed, cancelled, late_cancellations, expired_holds, held_now): (
-        i64,
-        i64,
-        i64,
-        i64,
-        i64,
-    ) = sqlx::query_as(&format!(
-        "WITH {CLUBS}
-         SELECT count(*) FILTER (WHERE b.status = 'confirmed'),
-                count(*) FILTER (WHERE b.status = 'cancelled'),
-                count(*) FILTER (WHERE b.status = 'cancelled' AND b.cancellation_fee_cents IS NOT NULL),
-                count(*) FILTER (WHERE b.status = 'expired'
-                                    OR (b.status = 'held' AND b.hold_expires_at <= now())),
-                count(*) FILTER (WHERE b.status = 'held' AND b.hold_expires_at > now())
-         {STARTING_IN_RANGE}"
-    ))
-    .bind(query.from)
-    .bind(query.to)
-    .bind(query.club_id)
-    .fetch_one(db)
-    .await?;
+    let ((confirmed, cancelled, late_cancellations, expired), (unswept, held_now)) = tokio::try_join!(
+        async {
+            sqlx::query_as::<_, (i64, i64, i64, i64)>(&format!(
+                "SELECT coalesce(sum(confirmed), 0)::bigint, coalesce(sum(cancelled), 0)::bigint,
+                        coalesce(sum(late_cancellations), 0)::bigint, coalesce(sum(expired), 0)::bigint
+                 {DAYS_IN_RANGE}"
+            ))
+            .bind(query.from)
+            .bind(query.to)
+            .bind(query.club_id)
+            .fetch_one(db)
+            .await
+        },
+        // Holds are not in the rollup (a hold is the hot path): the few held bookings are read
+        // through the sweeper's partial index. One past its expiry has expired, swept or not.
+        async {
+            sqlx::query_as::<_, (i64, i64)>(&format!(
+                "WITH {CLUBS}
+                 SELECT count(*) FILTER (WHERE b.hold_expires_at <= now()),
+                        count(*) FILTER (WHERE b.hold_expires_at > now())
+                 FROM bookings b
+                 JOIN facilities f ON f.id = b.facility_id
+                 JOIN c ON c.id = f.club_id
+                 WHERE b.status = 'held'
+                   AND lower(b.during) >= c.lo AND lower(b.during) < c.hi"
+            ))
+            .bind(query.from)
+            .bind(query.to)
+            .bind(query.club_id)
+            .fetch_one(db)
+            .await
+        },
+    )?;
     Ok(BookingCounts {
         confirmed,
         cancelled,
         late_cancellations,
-        expired_holds,
+        expired_holds: expired + unswept,
         held_now,
     })
 }
 
 async fn revenue(db: &PgPool, query: &StatsQuery) -> Result<Vec<Revenue>> {
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(&format!(
-        "WITH {CLUBS},
-         inr AS MATERIALIZED (
-             SELECT b.id, b.currency, b.cancellation_fee_cents {STARTING_IN_RANGE}
-         )
-         SELECT currency, sum(paid)::bigint, sum(refunded)::bigint, sum(fees)::bigint
-         FROM (
-             SELECT p.currency, p.amount_cents AS paid, p.refunded_cents AS refunded,
-                    0::bigint AS fees
-             FROM inr JOIN payments p ON p.booking_id = inr.id
-             WHERE p.status IN ('succeeded', 'refunded')
-             UNION ALL
-             SELECT currency, 0, 0, cancellation_fee_cents
-             FROM inr WHERE cancellation_fee_cents > 0
-         ) money
+        "SELECT currency, sum(paid_cents)::bigint, sum(refunded_cents)::bigint,
+                sum(fees_cents)::bigint
+         {DAYS_IN_RANGE}
          GROUP BY currency
+         HAVING sum(paid_cents) <> 0 OR sum(refunded_cents) <> 0 OR sum(fees_cents) <> 0
          ORDER BY currency"
     ))
     .bind(query.from)
