@@ -113,9 +113,12 @@ impl Bookings {
                     .pop()
                     .ok_or_else(|| BookingError::Corrupt("the new hold went missing".to_owned()))
             }
-            Err(HoldError::SlotUnavailable) => Err(BookingError::SlotUnavailable {
-                alternatives: alternatives::find(self, ctx, &range).await?,
-            }),
+            Err(HoldError::SlotUnavailable) => {
+                self.record_conflict(ctx, &range).await;
+                Err(BookingError::SlotUnavailable {
+                    alternatives: alternatives::find(self, ctx, &range).await?,
+                })
+            }
             Err(HoldError::TooManyHolds) => Err(BookingError::conflict(
                 "too_many_holds",
                 format!(
@@ -124,6 +127,26 @@ impl Bookings {
                 ),
             )),
             Err(HoldError::Storage(err)) => Err(err.into()),
+        }
+    }
+
+    /// Records a refused hold as unmet demand for the dashboard. `hold_slot` has already rolled
+    /// back, so this is one INSERT on its own, after it; recording is best effort: a failure is
+    /// logged, and the member still hears that the time is taken. One row per refusal, written
+    /// now rather than batched: the refusal path already reads the facility's alternatives, one
+    /// more small insert does not show beside them, and a batch held in memory would be lost with
+    /// the process.
+    async fn record_conflict(&self, ctx: &FacilityContext, range: &TimeRange) {
+        if let Err(err) = clubpulse_storage::demand::record_conflict(
+            self.db(),
+            ctx.facility.id,
+            ctx.facility.club_id,
+            range.start(),
+            range.end(),
+        )
+        .await
+        {
+            tracing::warn!(error = %err, facility.id = %ctx.facility.id, "a refused hold could not be recorded as unmet demand");
         }
     }
 

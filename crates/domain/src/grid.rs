@@ -237,6 +237,16 @@ impl Grid {
             .collect()
     }
 
+    /// The opening intervals of a local date as UTC `[open, close)` pairs, in order and disjoint:
+    /// the wall-clock opening hours resolved as described in the module docs. Their total length is
+    /// the facility's open time that day (an hour more or less on a DST change inside them).
+    pub fn open_intervals(&self, date: NaiveDate) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        self.intervals(date)
+            .into_iter()
+            .map(|interval| (interval.open, interval.close))
+            .collect()
+    }
+
     /// Places a booking on the grid. A booking must be one or more consecutive slots of a single
     /// opening interval of one local date (the local date of its start).
     ///
@@ -394,6 +404,35 @@ pub fn local_weekday_hour(tz: TimeZone, t: DateTime<Utc>) -> (u8, u8) {
     (weekday, hour)
 }
 
+/// `[from, to)` cut at the local hour boundaries of `tz`: each piece's local date, local hour
+/// (0–23) and length in whole minutes, in order. A repeated hour (clocks falling back) yields two
+/// pieces with the same date and hour; a skipped one yields none. Empty when `from >= to`.
+pub fn local_hour_pieces(
+    tz: TimeZone,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Vec<(NaiveDate, u8, i64)> {
+    let zone = tz.tz();
+    let mut pieces = Vec::new();
+    let mut t = from;
+    while t < to {
+        let Some(local) = local_naive(zone, t) else {
+            break;
+        };
+        // Offsets are whole quarter hours and change on the hour or half hour, so the next local
+        // hour starts after the minutes and seconds left in this one.
+        let into_hour = i64::from(local.minute()) * 60 + i64::from(local.second());
+        let Some(next) = t.checked_add_signed(Duration::seconds(3600 - into_hour)) else {
+            break;
+        };
+        let end = next.min(to);
+        let hour = u8::try_from(local.hour()).unwrap_or(0);
+        pieces.push((local.date(), hour, (end - t).num_minutes()));
+        t = end;
+    }
+    pieces
+}
+
 /// Which instant a repeated wall-clock time stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pick {
@@ -510,6 +549,60 @@ mod tests {
 
     fn full_day() -> OpeningHours {
         OpeningHours::every_day(0, MINUTES_PER_DAY)
+    }
+
+    #[test]
+    fn hour_pieces_follow_local_hours_across_the_autumn_change() {
+        // Madrid, 2026-10-25: 03:00 CEST falls back to 02:00 CET, so 02:00-03:00 happens twice.
+        let pieces = local_hour_pieces(
+            zone("Europe/Madrid"),
+            utc("2026-10-24T23:30:00Z"),
+            utc("2026-10-25T02:15:00Z"),
+        );
+        let day = date(2026, 10, 25);
+        assert_eq!(
+            pieces,
+            vec![(day, 1, 30), (day, 2, 60), (day, 2, 60), (day, 3, 15)]
+        );
+    }
+
+    #[test]
+    fn hour_pieces_cut_at_local_hours_in_half_hour_zones() {
+        // Kolkata is UTC+05:30: a UTC hour is two halves of two local hours.
+        let pieces = local_hour_pieces(
+            zone("Asia/Kolkata"),
+            utc("2026-06-01T00:00:00Z"),
+            utc("2026-06-01T01:00:00Z"),
+        );
+        let day = date(2026, 6, 1);
+        assert_eq!(pieces, vec![(day, 5, 30), (day, 6, 30)]);
+        assert!(
+            local_hour_pieces(
+                zone("UTC"),
+                utc("2026-06-01T01:00:00Z"),
+                utc("2026-06-01T01:00:00Z")
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn open_intervals_last_an_hour_longer_on_the_autumn_change() {
+        let grid = Grid::new(zone("Europe/Madrid"), full_day(), minutes(60));
+        let open: i64 = grid
+            .open_intervals(date(2026, 10, 25))
+            .iter()
+            .map(|(open, close)| (*close - *open).num_minutes())
+            .sum();
+        assert_eq!(open, 25 * 60);
+        let split = Grid::new(zone("Europe/Madrid"), split_day(), minutes(30));
+        assert_eq!(
+            split.open_intervals(date(2026, 11, 2)),
+            vec![
+                (utc("2026-11-02T06:00:00Z"), utc("2026-11-02T13:00:00Z")),
+                (utc("2026-11-02T15:00:00Z"), utc("2026-11-02T21:00:00Z")),
+            ]
+        );
     }
 
     fn split_day() -> OpeningHours {

@@ -33,7 +33,9 @@ pub use facility::{
     BufferMinutes, Currency, FacilityInput, FacilityName, FacilityPatch, NewFacility, OpeningHours,
     PriceCents, SlotMinutes, Specifications, Sport,
 };
-pub use grid::{Fit, Grid, GridError, OccurrenceError, Slot, local_weekday_hour, weekly};
+pub use grid::{
+    Fit, Grid, GridError, OccurrenceError, Slot, local_hour_pieces, local_weekday_hour, weekly,
+};
 pub use payment::{PaymentStatus, RefundReason};
 pub use time::TimeRange;
 pub use user::{DisplayName, Email, Password, Role};

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 mod jobs;
 mod payments;
 mod search;
+mod stats;
 mod ws;
 
 #[derive(Debug, Parser)]
@@ -58,6 +59,8 @@ struct Args {
     ws: ws::WsArgs,
     #[command(flatten)]
     payments: payments::PaymentsArgs,
+    #[command(flatten)]
+    stats: stats::StatsArgs,
     /// PostgreSQL, for the `recall` scenario (and for `payments`, to let the outbox drain between
     /// phases).
     #[arg(long, default_value = "")]
@@ -99,6 +102,9 @@ enum Scenario {
     /// Checkout latency against the Stripe API emulator beside the emulator's own cost, then
     /// signed webhook events applied per second, repeats, and bad signatures.
     Payments,
+    /// `GET /api/v1/admin/stats` one request at a time over a generated history: 28 and 365 days,
+    /// one club and every club, beside `GET /health`.
+    Stats,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,6 +181,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Scenario::Payments = args.scenario {
         return payments::run(&client, &base, &args).await;
+    }
+    if let Scenario::Stats = args.scenario {
+        return stats::run(&client, &base, &args).await;
     }
     let (elapsed, histogram, errors) = if let Scenario::Argon2Limit = args.scenario {
         argon2_limit(Duration::from_secs(args.seconds)).await?

@@ -18,6 +18,10 @@
 //!   similar facilities, favourites and recommendation candidates.
 //! - [`sent_mail`]: booking e-mails already sent, so a repeated mail job sends nothing.
 //! - [`webhooks`]: outbound webhook endpoints and their deliveries.
+//! - [`demand`]: unmet demand as it happens: holds refused for a taken time, searches that found
+//!   nothing.
+//! - [`stats`]: the manager's dashboard ([`stats::dashboard`]): occupancy, utilisation, bookings,
+//!   revenue and unmet demand over a range of local dates.
 //! - `testing` (feature `testing`): a fresh, migrated database per test, for every crate's tests.
 
 pub mod api_keys;
@@ -25,6 +29,7 @@ pub mod bookings;
 pub mod classes;
 pub mod clubs;
 pub mod database;
+pub mod demand;
 pub mod embedded;
 pub mod facilities;
 pub mod notifications;
@@ -32,6 +37,7 @@ pub mod outbox;
 pub mod payments;
 pub mod search;
 pub mod sent_mail;
+pub mod stats;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;

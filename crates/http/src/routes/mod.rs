@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod payments;
 pub mod realtime;
 pub mod search;
+pub mod stats;
 pub mod waitlist;
 pub mod webhooks;
 
@@ -157,6 +158,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(webhooks::router())
                 .merge(notifications::router())
                 .merge(search::router())
+                .merge(stats::router())
                 .merge(realtime::router()),
         )
         .merge(health::router())

@@ -122,7 +122,8 @@ pub struct SearchAnswer {
 }
 
 /// Finds facilities from a description in plain words ("canchas para jugar bajo la lluvia",
-/// "tenis noche", "indoor pool"), best first, each with its score and what matched.
+/// "tenis noche", "indoor pool"), best first, each with its score and what matched. A search that
+/// finds nothing is counted as unmet demand on the staff dashboard (`GET /admin/stats`).
 #[utoipa::path(get, path = "/search/facilities", tag = "search", params(SearchQuery),
     responses((status = 200, body = SearchAnswer),
         (status = 503, description = "`search_disabled`: this instance runs without search", content_type = "application/problem+json"),
@@ -140,6 +141,19 @@ pub(crate) async fn search_facilities(
     };
     let top: Vec<(Uuid, f64)> = ranked.into_iter().take(request.limit).collect();
     let results = describe(&app, &top, &vector, &text).await?;
+    if results.is_empty() {
+        // Unmet demand for the dashboard, best effort: the member gets their (empty) answer
+        // whatever happens to the record.
+        if let Err(err) = clubpulse_storage::demand::record_empty_search(
+            &app.db,
+            &request.q,
+            request.filters.club_id,
+        )
+        .await
+        {
+            tracing::warn!(error = %err, "a search without results could not be recorded");
+        }
+    }
     Ok(Json(SearchAnswer {
         query: request.q,
         mode: request.mode.as_str(),

@@ -23,6 +23,7 @@ mod payments;
 mod protection;
 mod realtime;
 mod search;
+mod stats;
 mod waitlist;
 mod web;
 mod ws_client;

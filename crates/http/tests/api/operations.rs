@@ -142,6 +142,7 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("get", "/api/v1/admin/webhooks"),
         ("delete", "/api/v1/admin/webhooks/{id}"),
         ("get", "/api/v1/admin/webhooks/{id}/deliveries"),
+        ("get", "/api/v1/admin/stats"),
         ("post", "/api/v1/clubs"),
         ("get", "/api/v1/clubs"),
         ("get", "/api/v1/clubs/{id}"),
