@@ -63,7 +63,7 @@ async fn dashboard_stats(
 }
 
 /// The range asked for, defaults filled in and checked.
-fn parse(params: &StatsParams) -> Result<StatsQuery, ApiError> {
+pub(crate) fn parse(params: &StatsParams) -> Result<StatsQuery, ApiError> {
     let mut check = clubpulse_domain::Validation::new();
     let from = params
         .from

@@ -30,7 +30,8 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The occupancy heatmap: weekdays down, the hours that have any opening across.
+/// The occupancy heatmap: weekdays down, the hours that have any opening across. A weekday-hour
+/// with no cell was closed throughout and shows "–".
 pub fn heatmap(cells: &[HeatCell], weekdays: &[&str; 7], title: &str) -> String {
     let mut hours: Vec<usize> = cells.iter().map(|c| c.hour).collect();
     hours.sort_unstable();
@@ -44,7 +45,8 @@ pub fn heatmap(cells: &[HeatCell], weekdays: &[&str; 7], title: &str) -> String 
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart heatmap" viewBox="0 0 {width} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        r#"<svg class="chart heatmap" viewBox="0 0 {width} {height}" width="{}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        width * 1.5,
         escape(title)
     );
     for (i, hour) in hours.iter().enumerate() {
@@ -63,12 +65,25 @@ pub fn heatmap(cells: &[HeatCell], weekdays: &[&str; 7], title: &str) -> String 
             escape(name)
         );
         for (i, hour) in hours.iter().enumerate() {
-            let rate = cells
+            let x = left + cell_w * i as f64;
+            let Some(rate) = cells
                 .iter()
                 .find(|c| c.weekday == day && c.hour == *hour)
-                .map_or(0.0, |c| c.rate);
+                .map(|c| c.rate)
+            else {
+                let _ = write!(
+                    svg,
+                    r##"<g data-weekday="{}" data-hour="{hour}"><title>{} {hour:02}:00 –</title><rect x="{x}" y="{y}" width="{}" height="{}" rx="3" fill="#ffffff" stroke="#c9d1cd"/><text x="{}" y="{}" text-anchor="middle" fill="#4a5560">–</text></g>"##,
+                    day + 1,
+                    escape(name),
+                    cell_w - 2.0,
+                    cell_h - 2.0,
+                    x + cell_w / 2.0 - 1.0,
+                    y + cell_h / 2.0 + 3.0,
+                );
+                continue;
+            };
             let (fill, ink) = shade(rate);
-            let x = left + cell_w * i as f64;
             let percent = (rate * 100.0).round();
             let _ = write!(
                 svg,
@@ -94,7 +109,8 @@ pub fn bars(values: &[(String, f64)], title: &str) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="chart bars" viewBox="0 0 {width} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        r#"<svg class="chart bars" viewBox="0 0 {width} {height}" width="{}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
+        (width * 2.0).max(120.0),
         escape(title)
     );
     let _ = write!(
@@ -165,6 +181,11 @@ mod tests {
         assert!(svg.contains(">50</text>"));
         assert!(svg.contains(">100</text>"));
         assert_eq!(svg.matches("<rect").count(), 7 * 2);
+        assert_eq!(
+            svg.matches(">–</text>").count(),
+            7 * 2 - 2,
+            "the closed hours"
+        );
         assert!(svg.contains("aria-label=\"Occupancy &lt;by hour&gt;\""));
     }
 
