@@ -190,6 +190,9 @@ function logActivity(message) {
 
 const status = document.querySelector("[data-live-status]");
 const channels = new Map(); // channel -> last offset seen (or null before the first)
+// The socket's own `user` channel is subscribed at connect; after a reconnection it is asked again
+// from its last offset, so notifications sent while the socket was down are not lost.
+channels.set("user", null);
 if (week) channels.set(`facility:${week.dataset.facilityId}`, null);
 for (const id of facilityNames.keys()) channels.set(`facility:${id}`, null);
 
@@ -236,6 +239,7 @@ function connect() {
     setStatus(true);
     body.dataset.liveReady = "true";
     for (const [channel, offset] of channels) {
+      if (channel === "user" && offset === null) continue;
       const ask = { type: "subscribe", channel };
       if (offset !== null) ask.since = offset;
       socket.send(JSON.stringify(ask));
