@@ -198,6 +198,15 @@ for (const id of facilityNames.keys()) channels.set(`facility:${id}`, null);
 
 let socket = null;
 let attempts = 0;
+// Channels asked for on this socket and not yet confirmed; the page is live (`data-live-ready`)
+// once every one is, and the week has been read again.
+const pending = new Set();
+
+async function confirmed(channel, refresh) {
+  pending.delete(channel);
+  if (refresh) await refreshWeek();
+  if (pending.size === 0) body.dataset.liveReady = "true";
+}
 
 function setStatus(online) {
   if (!status) return;
@@ -216,9 +225,8 @@ function onMessage(raw) {
   if (message.type === "subscribed") {
     const before = channels.get(message.channel);
     channels.set(message.channel, message.offset);
-    if (message.channel.startsWith("facility:") && week && (before === null || !message.recovered)) {
-      refreshWeek();
-    }
+    const stale = message.channel.startsWith("facility:") && week && (before === null || !message.recovered);
+    confirmed(message.channel, stale);
   } else if (message.type === "event") {
     if (channels.has(message.channel)) channels.set(message.channel, message.offset);
     if (message.event === "notification") {
@@ -237,13 +245,16 @@ function connect() {
   socket.addEventListener("open", () => {
     attempts = 0;
     setStatus(true);
-    body.dataset.liveReady = "true";
+    pending.clear();
     for (const [channel, offset] of channels) {
       if (channel === "user" && offset === null) continue;
       const ask = { type: "subscribe", channel };
       if (offset !== null) ask.since = offset;
+      pending.add(channel);
       socket.send(JSON.stringify(ask));
     }
+    // A page with nothing to watch but its own notifications is live once connected.
+    if (pending.size === 0) body.dataset.liveReady = "true";
   });
   socket.addEventListener("message", (e) => onMessage(e.data));
   socket.addEventListener("close", (e) => {
