@@ -102,60 +102,39 @@ async function refreshWeek() {
 const toasts = document.querySelector("[data-toasts]");
 const badge = document.querySelector("[data-unread-count]");
 
+/// An element with its text and attributes (text is always set as text, never as HTML).
+function el(tag, text, attributes = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  return node;
+}
+
 function showNotification(n) {
-  if (badge) {
-    const count = Number(badge.textContent || "0") + 1;
-    badge.textContent = String(count);
-  }
+  if (badge) badge.textContent = String(Number(badge.textContent || "0") + 1);
+  const booking = n.data && n.data.booking_id;
+  const href = booking ? `/bookings/${encodeURIComponent(booking)}` : "/me/notifications";
   if (toasts) {
-    const toast = document.createElement("div");
-    toast.className = "toast";
-    toast.dataset.toast = n.kind;
-    const title = document.createElement("strong");
-    title.textContent = n.title;
-    const text = document.createElement("p");
-    text.textContent = n.body;
-    toast.append(title, text);
-    const booking = n.data && n.data.booking_id;
-    if (booking) {
-      const link = document.createElement("a");
-      link.href = `/bookings/${encodeURIComponent(booking)}`;
-      link.textContent = "→";
-      link.setAttribute("aria-label", n.title);
-      toast.append(link);
-    }
-    const close = document.createElement("button");
-    close.type = "button";
-    close.className = "link";
-    close.textContent = "×";
-    close.setAttribute("aria-label", words.tClose || "Close");
+    const toast = el("div", undefined, { class: "toast", "data-toast": n.kind });
+    toast.append(el("strong", n.title), el("p", n.body));
+    if (booking) toast.append(el("a", "→", { href, "aria-label": n.title }));
+    const close = el("button", "×", { type: "button", class: "link", "aria-label": words.tClose || "Close" });
     close.addEventListener("click", () => toast.remove());
     toast.append(close);
     toasts.prepend(toast);
   }
   const inbox = document.querySelector("[data-inbox]");
   if (inbox) {
-    const li = document.createElement("li");
-    li.className = "unread";
-    const link = document.createElement("a");
-    const booking = n.data && n.data.booking_id;
-    link.href = booking ? `/bookings/${encodeURIComponent(booking)}` : "/me/notifications";
-    link.textContent = n.title;
-    li.append(link);
+    const li = el("li", undefined, { class: "unread" });
+    li.append(el("a", n.title, { href }));
     inbox.prepend(li);
     while (inbox.children.length > 5) inbox.lastElementChild.remove();
     document.querySelector("[data-inbox-empty]")?.remove();
   }
   const list = document.querySelector("[data-notification-list]");
   if (list) {
-    const li = document.createElement("li");
-    li.className = "card unread";
-    li.dataset.notification = n.id;
-    const h = document.createElement("h2");
-    h.textContent = n.title;
-    const p = document.createElement("p");
-    p.textContent = n.body;
-    li.append(h, p);
+    const li = el("li", undefined, { class: "card unread", "data-notification": n.id });
+    li.append(el("h2", n.title), el("p", n.body));
     list.prepend(li);
     document.querySelector("[data-notification-empty]")?.remove();
   }
@@ -175,8 +154,7 @@ if (activity) {
 
 function logActivity(message) {
   if (!activity) return;
-  const li = document.createElement("li");
-  li.dataset.event = message.event;
+  const li = el("li", undefined, { "data-event": message.event });
   const when = new Intl.DateTimeFormat(words.lang || "en", { timeStyle: "medium" }).format(new Date());
   const state = { "slot.held": words.tHeld, "slot.booked": words.tBooked, "slot.released": words.tFree }[message.event] || message.event;
   const slot = new Intl.DateTimeFormat(words.lang || "en", { dateStyle: "short", timeStyle: "short" }).format(Date.parse(message.start));

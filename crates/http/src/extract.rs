@@ -302,7 +302,8 @@ pub fn session_token(headers: &HeaderMap) -> Option<SessionToken> {
         .map(SessionToken::from_client)
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's value from the request headers (an empty value is none).
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -4,7 +4,7 @@ use askama::Template;
 use axum::{
     extract::{Query, State, rejection::QueryRejection},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use chrono::{Days, NaiveDate, Weekday};
 use clubpulse_storage::{
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    Chrome,
+    Chrome, SignedIn,
     charts::{self, HeatCell},
     error_page, page,
 };
@@ -91,13 +91,9 @@ fn percent(rate: Option<f64>) -> String {
 /// `GET /admin` (staff).
 pub async fn dashboard(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     query: Result<Query<DashboardQuery>, QueryRejection>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
     if !viewer.is_staff() {
         return error_page(&c, &ApiError::forbidden("the dashboard is for club staff"));
     }

@@ -65,40 +65,60 @@ pub fn heatmap(cells: &[HeatCell], weekdays: &[&str; 7], title: &str) -> String 
             escape(name)
         );
         for (i, hour) in hours.iter().enumerate() {
-            let x = left + cell_w * i as f64;
-            let Some(rate) = cells
+            let rate = cells
                 .iter()
                 .find(|c| c.weekday == day && c.hour == *hour)
-                .map(|c| c.rate)
-            else {
-                let _ = write!(
-                    svg,
-                    r##"<g data-weekday="{}" data-hour="{hour}"><title>{} {hour:02}:00 –</title><rect x="{x}" y="{y}" width="{}" height="{}" rx="3" fill="#ffffff" stroke="#c9d1cd"/><text x="{}" y="{}" text-anchor="middle" fill="#4a5560">–</text></g>"##,
-                    day + 1,
-                    escape(name),
-                    cell_w - 2.0,
-                    cell_h - 2.0,
-                    x + cell_w / 2.0 - 1.0,
-                    y + cell_h / 2.0 + 3.0,
-                );
-                continue;
-            };
-            let (fill, ink) = shade(rate);
-            let percent = (rate * 100.0).round();
-            let _ = write!(
-                svg,
-                r##"<g data-weekday="{}" data-hour="{hour}" data-rate="{rate:.4}"><title>{} {hour:02}:00 {percent} %</title><rect x="{x}" y="{y}" width="{}" height="{}" rx="3" fill="{fill}" stroke="#ffffff"/><text x="{}" y="{}" text-anchor="middle" fill="{ink}">{percent}</text></g>"##,
-                day + 1,
-                escape(name),
-                cell_w - 2.0,
-                cell_h - 2.0,
-                x + cell_w / 2.0 - 1.0,
-                y + cell_h / 2.0 + 3.0,
-            );
+                .map(|c| c.rate);
+            let at = (left + cell_w * i as f64, y, cell_w - 2.0, cell_h - 2.0);
+            heat_cell(&mut svg, day, *hour, name, at, rate);
         }
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// One weekday-hour: its share in green with the percentage written on it, or "–" when closed.
+fn heat_cell(
+    svg: &mut String,
+    day: usize,
+    hour: usize,
+    name: &str,
+    (x, y, w, h): (f64, f64, f64, f64),
+    rate: Option<f64>,
+) {
+    let (fill, stroke, ink, text, data) = match rate {
+        Some(rate) => {
+            let (fill, ink) = shade(rate);
+            let percent = (rate * 100.0).round();
+            (
+                fill,
+                "#ffffff",
+                ink,
+                format!("{percent}"),
+                format!(r#" data-rate="{rate:.4}""#),
+            )
+        }
+        None => (
+            "#ffffff",
+            "#c9d1cd",
+            "#4a5560",
+            "–".to_owned(),
+            String::new(),
+        ),
+    };
+    let title = if rate.is_some() {
+        format!("{text} %")
+    } else {
+        text.clone()
+    };
+    let _ = write!(
+        svg,
+        r#"<g data-weekday="{}" data-hour="{hour}"{data}><title>{} {hour:02}:00 {title}</title><rect x="{x}" y="{y}" width="{w}" height="{h}" rx="3" fill="{fill}" stroke="{stroke}"/><text x="{}" y="{}" text-anchor="middle" fill="{ink}">{text}</text></g>"#,
+        day + 1,
+        escape(name),
+        x + w / 2.0,
+        y + h / 2.0 + 4.0,
+    );
 }
 
 /// Vertical bars, one per label, each with its value written above it.

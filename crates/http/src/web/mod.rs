@@ -23,7 +23,7 @@ use askama::Template;
 use axum::{
     Router,
     extract::{FromRequestParts, OriginalUri},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
@@ -126,12 +126,31 @@ impl Chrome {
     pub fn login_href(&self) -> String {
         format!("/login?next={}", urlencode(&self.here))
     }
+}
 
-    /// The signed-in viewer, or a redirect to sign in and come back.
-    pub fn require_viewer(&self) -> Result<&Viewer, Redirect> {
-        self.viewer
-            .as_ref()
-            .ok_or_else(|| Redirect::to(&self.login_href()))
+/// A page request by someone signed in: the page's frame and who they are. Anyone else is sent
+/// to sign in, and comes back here after.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub c: Chrome,
+    pub viewer: Viewer,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Redirect> {
+        let Ok(c) = Chrome::from_request_parts(parts, app).await;
+        if let Some(viewer) = c.viewer.clone() {
+            return Ok(Self { c, viewer });
+        }
+        // A form posted while signed out comes back to the page it was on, not to its action.
+        let next = if matches!(parts.method, Method::GET | Method::HEAD) {
+            c.here.clone()
+        } else {
+            referring_path(&parts.headers).unwrap_or_else(|| "/".to_owned())
+        };
+        Err(Redirect::to(&format!("/login?next={}", urlencode(&next))))
     }
 }
 
@@ -320,6 +339,14 @@ pub fn bad_form(c: &Chrome) -> Response {
     )
 }
 
+/// The path and query of the page a request came from (its `Referer`), when it is on this site.
+fn referring_path(headers: &HeaderMap) -> Option<String> {
+    let referer = headers.get(header::REFERER)?.to_str().ok()?;
+    let after_scheme = referer.split_once("://")?.1;
+    let path = &after_scheme[after_scheme.find('/')?..];
+    Some(safe_next(Some(path)))
+}
+
 /// A path inside this site to come back to after signing in; anything else goes home.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
@@ -341,17 +368,7 @@ pub fn urlencode(value: &str) -> String {
     out
 }
 
-/// A cookie's value from the request headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
+pub(crate) use crate::extract::cookie;
 
 /// Whether a request would rather read a page than a problem document (a browser navigating).
 pub fn wants_html(headers: &HeaderMap) -> bool {

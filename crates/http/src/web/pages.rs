@@ -25,7 +25,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{
-    Chrome, bad_form, error_page,
+    Chrome, SignedIn, Viewer, bad_form, error_page,
     i18n::{Lang, Text},
     page,
     week::Week,
@@ -444,66 +444,76 @@ impl SlotForm {
     }
 }
 
+/// What a slot form asks for.
+#[derive(Debug, Clone, Copy)]
+enum SlotAction {
+    Hold,
+    Wait,
+}
+
 /// `POST /facilities/{id}/hold`: holds the slot and shows the hold; a slot just taken shows the
 /// week again with free alternatives.
 pub async fn hold(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     Path(id): Path<Uuid>,
     form: Result<Form<SlotForm>, FormRejection>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v.clone(),
-        Err(redirect) => return redirect.into_response(),
-    };
-    let Ok(Form(form)) = form else {
-        return bad_form(&c);
-    };
-    let week = form.week.clone();
-    let range = match form.range() {
-        Ok(range) => range,
-        Err(err) => {
-            return render_facility(&app, &c, id, week.as_deref(), Outcome::refused(&err)).await;
-        }
-    };
-    if let Err(err) = limits::check(&app, Policy::Booking, &viewer.id.to_string(), true).await {
-        return render_facility(&app, &c, id, week.as_deref(), Outcome::refused(&err)).await;
-    }
-    match app.bookings.hold(viewer.actor(), id, range).await {
-        Ok(booking) => Redirect::to(&format!("/bookings/{}", booking.id)).into_response(),
-        Err(err) => render_facility(&app, &c, id, week.as_deref(), Outcome::failed(err)).await,
-    }
+    slot_action(&app, &c, &viewer, id, form, SlotAction::Hold).await
 }
 
 /// `POST /facilities/{id}/waitlist`: waits for a taken slot.
 pub async fn join_waitlist(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     Path(id): Path<Uuid>,
     form: Result<Form<SlotForm>, FormRejection>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v.clone(),
-        Err(redirect) => return redirect.into_response(),
-    };
+    slot_action(&app, &c, &viewer, id, form, SlotAction::Wait).await
+}
+
+/// A slot form of the week page: on success a redirect (to the hold, or back to the week saying
+/// the member waits), otherwise the week again with what went wrong.
+async fn slot_action(
+    app: &AppState,
+    c: &Chrome,
+    viewer: &Viewer,
+    id: Uuid,
+    form: Result<Form<SlotForm>, FormRejection>,
+    action: SlotAction,
+) -> Response {
     let Ok(Form(form)) = form else {
-        return bad_form(&c);
+        return bad_form(c);
     };
-    let week = form.week.clone();
-    let range = match form.range() {
-        Ok(range) => range,
-        Err(err) => {
-            return render_facility(&app, &c, id, week.as_deref(), Outcome::refused(&err)).await;
-        }
+    let week = form.week.as_deref();
+    let outcome = match form.range() {
+        Err(err) => Outcome::refused(&err),
+        Ok(range) => match action {
+            SlotAction::Hold => {
+                match limits::check(app, Policy::Booking, &viewer.id.to_string(), true).await {
+                    Err(err) => Outcome::refused(&err),
+                    Ok(_) => match app.bookings.hold(viewer.actor(), id, range).await {
+                        Ok(booking) => {
+                            return Redirect::to(&format!("/bookings/{}", booking.id))
+                                .into_response();
+                        }
+                        Err(err) => Outcome::failed(err),
+                    },
+                }
+            }
+            SlotAction::Wait => match app.bookings.join_waitlist(viewer.actor(), id, range).await {
+                Ok(_) => {
+                    return Redirect::to(&format!(
+                        "/facilities/{id}?week={}&notice=waitlist",
+                        super::urlencode(week.unwrap_or_default())
+                    ))
+                    .into_response();
+                }
+                Err(err) => Outcome::failed(err),
+            },
+        },
     };
-    match app.bookings.join_waitlist(viewer.actor(), id, range).await {
-        Ok(_) => Redirect::to(&format!(
-            "/facilities/{id}?week={}&notice=waitlist",
-            super::urlencode(week.as_deref().unwrap_or_default())
-        ))
-        .into_response(),
-        Err(err) => render_facility(&app, &c, id, week.as_deref(), Outcome::failed(err)).await,
-    }
+    render_facility(app, c, id, week, outcome).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -649,15 +659,12 @@ pub struct DoneQuery {
 async fn render_booking(
     app: &AppState,
     c: &Chrome,
+    viewer: &Viewer,
     id: Uuid,
     status: StatusCode,
     done: Option<&'static str>,
     error: Option<String>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
     let booking = match app.bookings.find(viewer.actor(), id).await {
         Ok(b) => b,
         Err(err) => return error_page(c, &err.into()),
@@ -695,7 +702,7 @@ async fn render_booking(
 /// `GET /bookings/{id}`: a hold with its countdown and what to do next, or a booking.
 pub async fn booking(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     Path(id): Path<String>,
     query: Result<Query<DoneQuery>, QueryRejection>,
 ) -> Response {
@@ -711,12 +718,13 @@ pub async fn booking(
         Some("paid") => Some(c.t.done_paid),
         _ => None,
     };
-    render_booking(&app, &c, id, StatusCode::OK, done, None).await
+    render_booking(&app, &c, &viewer, id, StatusCode::OK, done, None).await
 }
 
 async fn act(
     app: &AppState,
     c: &Chrome,
+    viewer: &Viewer,
     id: Uuid,
     done: &str,
     result: Result<Booking, BookingError>,
@@ -725,58 +733,72 @@ async fn act(
         Ok(_) => Redirect::to(&format!("/bookings/{id}?done={done}")).into_response(),
         Err(err) => {
             let err = ApiError::from(err);
-            render_booking(app, c, id, err.status(), None, Some(err.describe().1)).await
+            render_booking(
+                app,
+                c,
+                viewer,
+                id,
+                err.status(),
+                None,
+                Some(err.describe().1),
+            )
+            .await
         }
     }
 }
 
 /// `POST /bookings/{id}/confirm`: confirms a hold to be paid at the club.
-pub async fn confirm(State(app): State<AppState>, c: Chrome, Path(id): Path<Uuid>) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v.clone(),
-        Err(redirect) => return redirect.into_response(),
-    };
+pub async fn confirm(
+    State(app): State<AppState>,
+    SignedIn { c, viewer }: SignedIn,
+    Path(id): Path<Uuid>,
+) -> Response {
     if let Err(err) = limits::check(&app, Policy::Checkout, &viewer.id.to_string(), true).await {
-        return render_booking(&app, &c, id, err.status(), None, Some(err.describe().1)).await;
+        return render_booking(
+            &app,
+            &c,
+            &viewer,
+            id,
+            err.status(),
+            None,
+            Some(err.describe().1),
+        )
+        .await;
     }
     let result = app.bookings.confirm(viewer.actor(), id).await;
-    act(&app, &c, id, "confirmed", result).await
+    act(&app, &c, &viewer, id, "confirmed", result).await
 }
 
 /// `POST /bookings/{id}/cancel`.
-pub async fn cancel(State(app): State<AppState>, c: Chrome, Path(id): Path<Uuid>) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v.clone(),
-        Err(redirect) => return redirect.into_response(),
-    };
+pub async fn cancel(
+    State(app): State<AppState>,
+    SignedIn { c, viewer }: SignedIn,
+    Path(id): Path<Uuid>,
+) -> Response {
     let result = app.bookings.cancel(viewer.actor(), id).await;
-    act(&app, &c, id, "cancelled", result).await
+    act(&app, &c, &viewer, id, "cancelled", result).await
 }
 
 /// `POST /bookings/{id}/mark-paid` (staff): records the payment taken at the desk.
-pub async fn mark_paid(State(app): State<AppState>, c: Chrome, Path(id): Path<Uuid>) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v.clone(),
-        Err(redirect) => return redirect.into_response(),
-    };
+pub async fn mark_paid(
+    State(app): State<AppState>,
+    SignedIn { c, viewer }: SignedIn,
+    Path(id): Path<Uuid>,
+) -> Response {
     if !viewer.is_staff() {
         return error_page(&c, &ApiError::forbidden("staff only"));
     }
     let result = app.bookings.mark_paid(viewer.actor(), id).await;
-    act(&app, &c, id, "paid", result).await
+    act(&app, &c, &viewer, id, "paid", result).await
 }
 
 /// `GET /bookings/{id}/calendar.ics`: the booking as one calendar event (RFC 5545), in UTC so
 /// that every calendar places it right whatever its own zone and the DST changes.
 pub async fn calendar_event(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
     let booking = match app.bookings.find(viewer.actor(), id).await {
         Ok(b) => b,
         Err(err) => return error_page(&c, &err.into()),
@@ -867,11 +889,10 @@ struct MyBookings<'a> {
 }
 
 /// `GET /me/bookings`.
-pub async fn my_bookings(State(app): State<AppState>, c: Chrome) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
+pub async fn my_bookings(
+    State(app): State<AppState>,
+    SignedIn { c, viewer }: SignedIn,
+) -> Response {
     let mine = match app.bookings.list_mine(viewer.actor(), 200).await {
         Ok(list) => list,
         Err(err) => return error_page(&c, &err.into()),
@@ -932,13 +953,9 @@ pub async fn my_bookings(State(app): State<AppState>, c: Chrome) -> Response {
 /// `POST /me/waitlist/{id}/leave`.
 pub async fn leave_waitlist(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
     match app.bookings.leave_waitlist(viewer.actor(), id).await {
         Ok(()) => Redirect::to("/me/bookings").into_response(),
         Err(err) => error_page(&c, &err.into()),
@@ -965,11 +982,10 @@ struct Notifications<'a> {
 }
 
 /// `GET /me/notifications`.
-pub async fn notifications(State(app): State<AppState>, c: Chrome) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
+pub async fn notifications(
+    State(app): State<AppState>,
+    SignedIn { c, viewer }: SignedIn,
+) -> Response {
     let list = match app.bookings.notifications(viewer.actor(), false, 100).await {
         Ok(list) => list,
         Err(err) => return error_page(&c, &err.into()),
@@ -997,13 +1013,9 @@ pub async fn notifications(State(app): State<AppState>, c: Chrome) -> Response {
 /// `POST /me/notifications/{id}/read`.
 pub async fn read_notification(
     State(app): State<AppState>,
-    c: Chrome,
+    SignedIn { c, viewer }: SignedIn,
     Path(id): Path<Uuid>,
 ) -> Response {
-    let viewer = match c.require_viewer() {
-        Ok(v) => v,
-        Err(redirect) => return redirect.into_response(),
-    };
     match app
         .bookings
         .mark_notification_read(viewer.actor(), id)

@@ -424,6 +424,19 @@ async fn member_pages_ask_to_sign_in_and_the_dashboard_is_for_staff() {
         let to = response.headers()[header::LOCATION].to_str().unwrap();
         assert!(to.starts_with("/login?next="), "{path} → {to}");
     }
+    // A form posted while signed out signs in and comes back to the page it was on.
+    let posted = browser()
+        .post(app.url("/facilities/00000000-0000-0000-0000-000000000000/hold"))
+        .header(header::REFERER, app.url("/facilities/x?week=2026-12-07"))
+        .form(&[("slot", "a/b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        posted.headers()[header::LOCATION],
+        "/login?next=/facilities/x%3Fweek%3D2026-12-07"
+    );
     let member = app.user(Role::Member).await;
     let cookie = sign_in(&app, &member).await;
     let (status, _) = page(&app, Some(&cookie), "/admin").await;
