@@ -137,15 +137,17 @@ impl Bookings {
     /// more small insert does not show beside them, and a batch held in memory would be lost with
     /// the process.
     async fn record_conflict(&self, ctx: &FacilityContext, range: &TimeRange) {
-        if let Err(err) = clubpulse_storage::demand::record_conflict(
-            self.db(),
-            ctx.facility.id,
-            ctx.facility.club_id,
-            range.start(),
-            range.end(),
-        )
-        .await
-        {
+        let (_, local_hour) =
+            clubpulse_domain::local_weekday_hour(ctx.grid.time_zone(), range.start());
+        let conflict = clubpulse_storage::demand::Conflict {
+            facility_id: ctx.facility.id,
+            club_id: ctx.facility.club_id,
+            start: range.start(),
+            end: range.end(),
+            local_date: ctx.grid.local_date(range.start()),
+            local_hour,
+        };
+        if let Err(err) = clubpulse_storage::demand::record_conflict(self.db(), &conflict).await {
             tracing::warn!(error = %err, facility.id = %ctx.facility.id, "a refused hold could not be recorded as unmet demand");
         }
     }

@@ -8,7 +8,9 @@
 
 -- A hold refused because the time was taken (409 `slot_unavailable`), one row per refusal,
 -- written after `hold_slot` rolled back. The dashboard counts them per facility and per local hour
--- of the wanted start, so the club is stored with the facility (no join to scope by club).
+-- of the wanted start, so the club, and the local date and hour of the start in the club's time
+-- zone, are stored with the facility when the refusal is recorded (the application knows them
+-- then): counting a year of refusals needs no join and no time-zone conversion per row.
 CREATE TABLE demand_conflicts (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     facility_id     uuid NOT NULL REFERENCES facilities (id),
@@ -16,10 +18,14 @@ CREATE TABLE demand_conflicts (
     -- The time the member asked for, half-open [requested_start, requested_end).
     requested_start timestamptz NOT NULL,
     requested_end   timestamptz NOT NULL CHECK (requested_end > requested_start),
+    local_date      date NOT NULL,
+    local_hour      smallint NOT NULL CHECK (local_hour BETWEEN 0 AND 23),
     recorded_at     timestamptz NOT NULL DEFAULT now()
 );
--- The dashboard scopes conflicts by the wanted time, per club or for every club.
-CREATE INDEX demand_conflicts_start_idx ON demand_conflicts (requested_start, club_id);
+-- The dashboard scopes conflicts by the wanted local date, per club or for every club, and reads
+-- them from the index alone.
+CREATE INDEX demand_conflicts_day_idx ON demand_conflicts (local_date, club_id)
+    INCLUDE (facility_id, local_hour);
 
 -- A search that found nothing: its query as normalised by the application (trimmed, lower-cased,
 -- at most 100 characters) and its club filter. `club_id` has no foreign key: a filter naming an

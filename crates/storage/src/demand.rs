@@ -4,7 +4,7 @@
 //! describe (a refused hold's transaction has already rolled back). Callers treat a failure to
 //! record as a warning, never as the request's error.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
@@ -23,22 +23,31 @@ pub fn normalise_query(raw: &str) -> Option<String> {
     (!cut.is_empty()).then_some(cut)
 }
 
-/// Records a hold refused because `[start, end)` of a facility was taken.
-pub async fn record_conflict(
-    db: impl PgExecutor<'_>,
-    facility_id: Uuid,
-    club_id: Uuid,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Result<()> {
+/// A hold refused because the time was taken: the facility, its club, the wanted range, and the
+/// local date and hour of the wanted start in the club's time zone.
+#[derive(Debug, Clone, Copy)]
+pub struct Conflict {
+    pub facility_id: Uuid,
+    pub club_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub local_date: NaiveDate,
+    pub local_hour: u8,
+}
+
+/// Records a refused hold.
+pub async fn record_conflict(db: impl PgExecutor<'_>, conflict: &Conflict) -> Result<()> {
     sqlx::query(
-        "INSERT INTO demand_conflicts (facility_id, club_id, requested_start, requested_end)
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO demand_conflicts (facility_id, club_id, requested_start, requested_end,
+                                       local_date, local_hour)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(facility_id)
-    .bind(club_id)
-    .bind(start)
-    .bind(end)
+    .bind(conflict.facility_id)
+    .bind(conflict.club_id)
+    .bind(conflict.start)
+    .bind(conflict.end)
+    .bind(conflict.local_date)
+    .bind(i16::from(conflict.local_hour))
     .execute(db)
     .await?;
     Ok(())
