@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// Origins besides the public URL's whose pages may send cookie-authenticated writes (a separate
     /// front-end, say). `CLUBPULSE_ALLOWED_ORIGINS`, comma-separated, default none.
     pub allowed_origins: Vec<String>,
+    /// When set, `GET /metrics` asks for `Authorization: Bearer <token>`. `CLUBPULSE_METRICS_TOKEN`,
+    /// default none (open, for a scraper on a private network).
+    pub metrics_token: Option<Secret>,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             request_timeout_seconds: 30,
             shutdown_grace_seconds: 20,
             allowed_origins: Vec::new(),
+            metrics_token: None,
         }
     }
 }

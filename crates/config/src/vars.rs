@@ -256,6 +256,26 @@ pub static VARS: &[Var] = &[
         },
     },
     Var {
+        name: "CLUBPULSE_METRICS_TOKEN",
+        key: "server.metrics_token",
+        default: DefaultValue::None,
+        meaning: "bearer token `GET /metrics` asks for (at least 16 characters); unset leaves it open",
+        rejects: Some("short"),
+        set: |c, v| {
+            c.server.metrics_token = Some(Secret::new(v));
+            Ok(())
+        },
+        check: |c| match &c.server.metrics_token {
+            Some(token) if token.expose().chars().count() < 16 => {
+                Err("must be at least 16 characters".to_owned())
+            }
+            Some(token) if !token.expose().chars().all(|ch| ch.is_ascii_graphic()) => {
+                Err("must be printable ASCII without spaces".to_owned())
+            }
+            _ => Ok(()),
+        },
+    },
+    Var {
         name: "DATABASE_URL",
         key: "database.url",
         default: DefaultValue::None,

@@ -72,6 +72,8 @@ impl App {
         state: StateBackends,
         embedded_db: bool,
     ) -> anyhow::Result<Self> {
+        // Installed before the first request, so every request is counted.
+        crate::metrics::handle();
         let listener = TcpListener::bind(config.server.addr)
             .await
             .with_context(|| format!("binding {}", config.server.addr))?;

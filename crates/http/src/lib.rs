@@ -9,7 +9,9 @@
 //! - [`extract`]: request extractors: JSON/query/path with problem+json rejections, and
 //!   authentication ([`extract::CurrentUser`], [`extract::Staff`], [`extract::Admin`]).
 //! - [`limits`]: rate limits per IP, per account and per member, and the client IP.
-//! - [`middleware`]: request ids, request logging, security headers, and the problem+json safety net.
+//! - [`metrics`]: the Prometheus recorder and `GET /metrics`.
+//! - [`middleware`]: request ids, request logging, request metrics, security headers, and the
+//!   problem+json safety net.
 //! - [`parse`]: request parsing shared by the routes (instants, ranges, spans, page sizes).
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
 //! - [`views`]: response shapes shared by several areas.
@@ -19,6 +21,7 @@ pub mod app;
 pub mod error;
 pub mod extract;
 pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod parse;
 pub mod routes;

@@ -169,7 +169,17 @@ pub async fn check(
         window: WINDOW,
     };
     let key = format!("{}:{subject}", policy.name());
-    match app.state.rate_limiter.check(&key, limit).await {
+    let checked = app.state.rate_limiter.check(&key, limit).await;
+    if let Ok(decision) = &checked {
+        let outcome = if decision.allowed {
+            "admitted"
+        } else {
+            "refused"
+        };
+        metrics::counter!("clubpulse_rate_limit_decisions_total", "policy" => policy.name(), "outcome" => outcome)
+            .increment(1);
+    }
+    match checked {
         Ok(decision) if decision.allowed => Ok(Some(decision)),
         Ok(decision) => Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

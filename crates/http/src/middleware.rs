@@ -59,7 +59,9 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     );
     let mut response = next.run(req).instrument(span.clone()).await;
     let status = response.status();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    crate::metrics::record_request(method.as_str(), &route, status.as_u16(), elapsed);
+    let duration_ms = elapsed * 1000.0;
     span.in_scope(|| {
         if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
             tracing::error!(

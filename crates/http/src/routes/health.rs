@@ -13,6 +13,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
+        .routes(routes!(crate::metrics::scrape))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

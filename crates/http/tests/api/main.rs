@@ -15,6 +15,7 @@ mod classes;
 mod clubs_and_facilities;
 mod faults;
 mod instances;
+mod metrics;
 mod notifications;
 mod operations;
 mod outbound_webhooks;

@@ -183,6 +183,7 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("get", "/api/v1/ws"),
         ("get", "/health"),
         ("get", "/ready"),
+        ("get", "/metrics"),
     ];
     for (method, path) in expected {
         assert!(

@@ -1,0 +1,84 @@
+//! `GET /metrics`: the Prometheus text format, request durations under OpenTelemetry's names, the
+//! optional token.
+
+use clubpulse_config::Secret;
+use reqwest::{StatusCode, header};
+
+use crate::helpers::{Setup, TestApp, assert_problem};
+
+async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    app.get("/metrics", token).await
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_method_route_template_and_status() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/health", None).await.status(), StatusCode::OK);
+    }
+    let missing = uuid::Uuid::new_v4();
+    let response = app
+        .get(&format!("/api/v1/facilities/{missing}"), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let response = scrape(&app, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = response.text().await.unwrap();
+    let count = |labels: &[&str]| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("http_server_request_duration_seconds_count{")
+                    && labels.iter().all(|label| l.contains(label))
+            })
+            .unwrap_or_else(|| panic!("no count for {labels:?} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let get = r#"http_request_method="GET""#;
+    let ok = r#"http_response_status_code="200""#;
+    assert_eq!(count(&[get, ok, r#"http_route="/health""#]), 3.0);
+    // The route template, never the id: the label set stays bounded.
+    let missing_facility = [
+        get,
+        r#"http_response_status_code="404""#,
+        r#"http_route="/api/v1/facilities/{id}""#,
+    ];
+    assert_eq!(count(&missing_facility), 1.0);
+    assert!(!text.contains(&missing.to_string()));
+    assert!(text.contains(r#"http_server_request_duration_seconds_bucket{"#));
+    assert!(text.contains(r#"le="0.005""#), "OpenTelemetry's buckets");
+    assert!(text.contains("db_client_connections_usage{state=\"idle\"}"));
+    assert!(text.contains("clubpulse_websocket_connections "));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_configured_token_is_required_as_a_bearer_token() {
+    let mut setup = Setup::default();
+    setup.config.server.metrics_token = Some(Secret::new("metrics-token-0123456789"));
+    let app = TestApp::spawn_with(setup).await;
+    assert_problem(scrape(&app, None).await, 401, "unauthenticated").await;
+    assert_problem(
+        scrape(&app, Some("metrics-token-wrong-1234")).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
+    let response = scrape(&app, Some("metrics-token-0123456789")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("http_server_request_duration_seconds")
+    );
+    app.stop().await;
+}
