@@ -137,6 +137,7 @@ impl Bookings {
     /// more small insert does not show beside them, and a batch held in memory would be lost with
     /// the process.
     async fn record_conflict(&self, ctx: &FacilityContext, range: &TimeRange) {
+        metrics::counter!("clubpulse_booking_conflicts_total").increment(1);
         let (_, local_hour) =
             clubpulse_domain::local_weekday_hour(ctx.grid.time_zone(), range.start());
         let conflict = clubpulse_storage::demand::Conflict {

@@ -222,6 +222,10 @@ impl Relay {
         for delivery in &deliveries {
             let b = &delivery.booking;
             tracing::info!(booking.id = %b.booking_id, facility.id = %b.facility_id, event = ?delivery.kind, "booking event");
+            // Counted here, after the commit that removed the event from the outbox: once per
+            // change, whichever instance delivered it.
+            metrics::counter!("clubpulse_booking_events_total", "event" => delivery.event.topic.clone())
+                .increment(1);
             self.bookings.events().publish(BookingEvent {
                 kind: delivery.kind,
                 booking_id: b.booking_id,

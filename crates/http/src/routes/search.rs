@@ -132,6 +132,7 @@ pub(crate) async fn search_facilities(
     State(app): State<AppState>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> Result<Json<SearchAnswer>, ApiError> {
+    let started = std::time::Instant::now();
     let request = SearchRequest::parse(query)?;
     let (vector, text) = retrieve(&app, &request).await?;
     let ranked = rank(request.mode, &vector, &text);
@@ -141,7 +142,10 @@ pub(crate) async fn search_facilities(
     };
     let top: Vec<(Uuid, f64)> = ranked.into_iter().take(request.limit).collect();
     let results = describe(&app, &top, &vector, &text).await?;
+    metrics::histogram!("clubpulse_search_duration_seconds", "mode" => request.mode.as_str())
+        .record(started.elapsed().as_secs_f64());
     if results.is_empty() {
+        metrics::counter!("clubpulse_searches_without_results_total").increment(1);
         // Unmet demand for the dashboard, best effort: the member gets their (empty) answer
         // whatever happens to the record.
         if let Err(err) = clubpulse_storage::demand::record_empty_search(

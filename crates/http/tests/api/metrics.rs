@@ -1,10 +1,13 @@
 //! `GET /metrics`: the Prometheus text format, request durations under OpenTelemetry's names, the
 //! optional token.
 
+use std::time::Duration;
+
 use clubpulse_config::Secret;
+use clubpulse_domain::Role;
 use reqwest::{StatusCode, header};
 
-use crate::helpers::{Setup, TestApp, assert_problem};
+use crate::helpers::{Setup, TestApp, assert_problem, eventually, local};
 
 async fn scrape(app: &TestApp, token: Option<&str>) -> reqwest::Response {
     app.get("/metrics", token).await
@@ -79,6 +82,60 @@ async fn a_configured_token_is_required_as_a_bearer_token() {
             .await
             .unwrap()
             .contains("http_server_request_duration_seconds")
+    );
+    app.stop().await;
+}
+
+/// The value of the sample named exactly `series` (name and labels as rendered), if any.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn booking_changes_and_conflicts_are_counted_once_each() {
+    let app = TestApp::spawn().await;
+    let admin = app.user(Role::Admin).await;
+    let facility = app
+        .facility(&admin, "Europe/Madrid", serde_json::json!({}))
+        .await;
+    let (ana, bruno) = (app.user(Role::Member).await, app.user(Role::Member).await);
+    let (start, end) = (
+        local("Europe/Madrid", 2, 10, 0),
+        local("Europe/Madrid", 2, 11, 0),
+    );
+    assert_eq!(
+        app.hold(&ana, &facility, &start, &end).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.hold(&bruno, &facility, &start, &end).await.status(),
+        StatusCode::CONFLICT
+    );
+    app.drain_outbox().await;
+    let text = eventually(
+        Duration::from_secs(10),
+        "the held event counted",
+        || async {
+            let text = scrape(&app, None).await.text().await.unwrap();
+            sample(
+                &text,
+                r#"clubpulse_booking_events_total{event="booking.held"}"#,
+            )
+            .map(|_| text)
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"clubpulse_booking_events_total{event="booking.held"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "clubpulse_booking_conflicts_total"),
+        Some(1.0)
     );
     app.stop().await;
 }
