@@ -21,7 +21,8 @@ use crate::{ApiError, AppState};
 /// The request-duration histogram's name.
 pub const REQUEST_DURATION: &str = "http_server_request_duration_seconds";
 
-/// OpenTelemetry's advised boundaries for HTTP server durations, in seconds.
+/// OpenTelemetry's advised boundaries for HTTP server durations, in seconds (used for every
+/// duration histogram).
 const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
@@ -34,7 +35,12 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
     RECORDER
         .get_or_init(|| {
             let installed = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), DURATION_BUCKETS)
+                // Every `*_duration_seconds` is a histogram with these buckets (a summary
+                // otherwise), so quantiles can be taken across instances.
+                .set_buckets_for_metric(
+                    Matcher::Suffix("_duration_seconds".to_owned()),
+                    DURATION_BUCKETS,
+                )
                 .and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(handle) => Some(handle),
