@@ -45,6 +45,20 @@ pub struct Setup {
     pub config: Config,
 }
 
+/// A set-up with search on, loading the model `scripts/setup` installs (or `CLUBPULSE_MODEL_DIR`).
+pub fn with_search() -> Setup {
+    let mut setup = Setup::default();
+    setup.config.search.enabled = true;
+    setup.config.search.model_dir = std::env::var_os("CLUBPULSE_MODEL_DIR").map_or_else(
+        || {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../var/models/all-MiniLM-L6-v2")
+        },
+        std::path::PathBuf::from,
+    );
+    setup
+}
+
 impl Default for Setup {
     fn default() -> Self {
         let mut config = Config::default();

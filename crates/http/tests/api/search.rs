@@ -2,22 +2,12 @@
 //! plain words, and dropped from results when retired. (Ranking quality over the demo catalogue
 //! is measured end to end in `crates/cli/tests/search.rs`.)
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use clubpulse_domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Setup, TestApp, assert_problem};
-
-fn with_search() -> Setup {
-    let mut setup = Setup::default();
-    setup.config.search.enabled = true;
-    setup.config.search.model_dir = std::env::var_os("CLUBPULSE_MODEL_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../var/models/all-MiniLM-L6-v2"),
-        PathBuf::from,
-    );
-    setup
-}
+use crate::helpers::{TestApp, assert_problem, with_search};
 
 async fn search(app: &TestApp, q: &str) -> Vec<Value> {
     let response = app

@@ -2,14 +2,12 @@
 //! across a DST change, exact utilisation, booking outcomes and revenue, unmet demand (refused
 //! holds, empty searches, the waitlist), the club filter, and who may ask.
 
-use std::path::PathBuf;
-
 use chrono::{Duration, Utc};
 use clubpulse_domain::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Setup, TestApp, TestUser, assert_problem, local, read_response};
+use crate::helpers::{TestApp, TestUser, assert_problem, local, read_response, with_search};
 
 const MADRID: &str = "Europe/Madrid";
 
@@ -463,16 +461,6 @@ async fn refused_holds_and_the_waitlist_are_unmet_demand_of_their_club_only() {
     assert!(all["club_id"].is_null());
     assert_eq!(all["bookings"]["confirmed"], 2);
     assert_eq!(all["unmet_demand"]["conflicts_total"], 1);
-}
-
-fn with_search() -> Setup {
-    let mut setup = Setup::default();
-    setup.config.search.enabled = true;
-    setup.config.search.model_dir = std::env::var_os("CLUBPULSE_MODEL_DIR").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../var/models/all-MiniLM-L6-v2"),
-        PathBuf::from,
-    );
-    setup
 }
 
 #[tokio::test]
