@@ -7,7 +7,7 @@
 //! so a result computed before a write can never be stored over it. When the shared state is
 //! unreachable, availability is computed from PostgreSQL directly.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clubpulse_domain::Slot;
@@ -16,7 +16,7 @@ use clubpulse_storage::bookings::{self, Block};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::{Bookings, FacilityContext, Result, context};
+use crate::{Bookings, FacilityContext, Result};
 
 /// The state of one stretch of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,7 +51,7 @@ pub struct FacilityAvailability {
 /// every facility, and on misses one query for all of them.
 pub async fn for_facilities(
     app: &Bookings,
-    facilities: &[FacilityContext],
+    facilities: &[Arc<FacilityContext>],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<FacilityAvailability>> {
@@ -111,7 +111,7 @@ pub async fn for_facilities(
 /// Computes missed days from PostgreSQL in one query and stores them in the cache.
 async fn rebuild(
     app: &Bookings,
-    facilities: &[FacilityContext],
+    facilities: &[Arc<FacilityContext>],
     misses: &[(usize, DayKey, u64)],
     days: &mut HashMap<DayKey, DayBits>,
 ) -> Result<()> {
@@ -237,6 +237,9 @@ fn state_of(slot: &Slot, bits: Option<&DayBits>, now: DateTime<Utc>) -> SlotStat
     }
 }
 
+/// The name the availability cache answers to in `cache clear` (`availability:` clears it).
+pub const CACHE: &str = "availability";
+
 impl Bookings {
     /// One facility's slots over `[from, to)`; unknown is `facility_not_found`.
     pub async fn availability(
@@ -245,7 +248,7 @@ impl Bookings {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<FacilityAvailability> {
-        let ctx = context::load(self.db(), facility_id).await?;
+        let ctx = self.contexts().get(facility_id).await?;
         let mut answer = for_facilities(self, std::slice::from_ref(&ctx), from, to).await?;
         answer
             .pop()
@@ -260,7 +263,7 @@ impl Bookings {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<FacilityAvailability>> {
-        let mut found = context::load_many(self.db(), facility_ids, false).await?;
+        let mut found = self.contexts().get_many(facility_ids).await?;
         let contexts = facility_ids
             .iter()
             .map(|id| {
@@ -280,8 +283,8 @@ impl Bookings {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<std::collections::HashSet<Uuid>> {
-        let mut found = context::load_many(self.db(), facility_ids, false).await?;
-        let contexts: Vec<FacilityContext> = facility_ids
+        let mut found = self.contexts().get_many(facility_ids).await?;
+        let contexts: Vec<Arc<FacilityContext>> = facility_ids
             .iter()
             .filter_map(|id| found.remove(id))
             .collect();
@@ -298,7 +301,7 @@ impl Bookings {
         &self,
         facility_id: Uuid,
     ) -> Result<Vec<clubpulse_state::PopularSlot>> {
-        context::load(self.db(), facility_id).await?;
+        self.contexts().get(facility_id).await?;
         self.state()
             .popularity
             .top(facility_id, 24)

@@ -9,7 +9,7 @@ use clubpulse_storage::{
 };
 use uuid::Uuid;
 
-use crate::{Actor, BookingError, Bookings, Result, context};
+use crate::{Actor, BookingError, Bookings, Result};
 
 /// A class to schedule, its fields already parsed.
 #[derive(Debug, Clone)]
@@ -31,7 +31,7 @@ impl Bookings {
     /// Schedules a class. It must fit the grid and start in the future; the booking window does
     /// not limit staff.
     pub async fn schedule_class(&self, staff: Actor, request: ClassRequest) -> Result<Class> {
-        let ctx = context::load(self.db(), request.facility_id).await?;
+        let ctx = self.contexts().get(request.facility_id).await?;
         if request.range.start() < Utc::now() {
             return Err(BookingError::rule(
                 "in_the_past",

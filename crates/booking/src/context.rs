@@ -1,12 +1,14 @@
-//! A facility with everything needed to reason about its time: its club and its slot grid.
+//! A facility with everything needed to reason about its time: its club and its slot grid; and
+//! the in-process cache of live facilities' contexts that holds and availability reads use.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, num::NonZeroUsize, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
+use clubpulse_cache::{Cache, Caches, Policy};
 use clubpulse_domain::{CancellationPolicy, Grid, OpeningHours, SlotMinutes, TimeZone};
 use clubpulse_state::availability::DayKey;
 use clubpulse_storage::{clubs::Club, facilities, facilities::Facility};
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
 use crate::{BookingError, Result};
@@ -87,4 +89,91 @@ pub async fn load_any(db: impl PgExecutor<'_>, facility_id: Uuid) -> Result<Faci
         .await?
         .remove(&facility_id)
         .ok_or_else(|| BookingError::Corrupt(format!("booking of unknown facility {facility_id}")))
+}
+
+/// The name of the contexts' cache: `facility:<id>` is one facility's entry.
+pub const CACHE: &str = "facility";
+
+/// Contexts change only when staff edit or retire a facility, and every such write invalidates
+/// its entry on every instance; the TTL only bounds the life of an entry whose invalidation was
+/// lost (a listener that reconnects empties its caches, so that takes a failed `NOTIFY` after a
+/// committed edit). Stale entries are served for one more period while one load refreshes them.
+pub const POLICY: Policy = Policy {
+    fresh: Duration::from_secs(300),
+    stale: Duration::from_secs(300),
+    capacity: NonZeroUsize::new(20_000).expect("a positive capacity"),
+};
+
+/// Most contexts loaded at start (the busiest deployments have far fewer facilities).
+pub const WARM_LIMIT: i64 = 10_000;
+
+/// Live facilities' contexts, cached in this process (see [`clubpulse_cache`]).
+#[derive(Debug, Clone)]
+pub struct Contexts {
+    cache: Cache<Arc<FacilityContext>>,
+    db: PgPool,
+}
+
+impl Contexts {
+    /// The cache, registered in `caches` for invalidation, loading from `db`.
+    pub fn new(caches: &Caches, db: PgPool) -> Self {
+        Self {
+            cache: caches.cache(CACHE, POLICY),
+            db,
+        }
+    }
+
+    /// A live facility's context; unknown or retired is `facility_not_found`.
+    pub async fn get(&self, facility_id: Uuid) -> Result<Arc<FacilityContext>> {
+        let db = self.db.clone();
+        self.cache
+            .get_or_load(&facility_id.to_string(), move || async move {
+                load(&db, facility_id).await.map(Arc::new)
+            })
+            .await
+    }
+
+    /// The contexts of the live facilities among `ids`, keyed by id, the missing ones loaded in
+    /// one query.
+    pub async fn get_many(&self, ids: &[Uuid]) -> Result<HashMap<Uuid, Arc<FacilityContext>>> {
+        let keys: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let (found, missing) = self.cache.get_many(&refs);
+        let mut contexts: HashMap<Uuid, Arc<FacilityContext>> = found
+            .into_iter()
+            .map(|(_, ctx)| (ctx.facility.id, ctx))
+            .collect();
+        if !missing.is_empty() {
+            let generation = self.cache.generation();
+            let missing: Vec<Uuid> = missing.iter().filter_map(|k| k.parse().ok()).collect();
+            for (id, ctx) in load_many(&self.db, &missing, false).await? {
+                let ctx = Arc::new(ctx);
+                self.cache
+                    .store(generation, &id.to_string(), Arc::clone(&ctx));
+                contexts.insert(id, ctx);
+            }
+        }
+        Ok(contexts)
+    }
+
+    /// Loads up to [`WARM_LIMIT`] live facilities' contexts, so the first holds and reads after
+    /// a start find them cached; returns how many.
+    pub async fn warm(&self) -> Result<usize> {
+        let generation = self.cache.generation();
+        let ids = facilities::live_ids(&self.db, WARM_LIMIT).await?;
+        let contexts = load_many(&self.db, &ids, false).await?;
+        let warmed = contexts
+            .into_iter()
+            .filter(|(id, ctx)| {
+                self.cache
+                    .store(generation, &id.to_string(), Arc::new(ctx.clone()))
+            })
+            .count();
+        Ok(warmed)
+    }
+
+    /// The cache key prefix of one facility's entry.
+    pub fn key(facility_id: Uuid) -> String {
+        format!("{CACHE}:{facility_id}")
+    }
 }

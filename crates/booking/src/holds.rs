@@ -30,7 +30,7 @@ impl Bookings {
     /// Holds `range` at a facility for `CLUBPULSE_HOLD_SECONDS`; a taken slot is
     /// [`BookingError::SlotUnavailable`] with free alternatives.
     pub async fn hold(&self, actor: Actor, facility_id: Uuid, range: TimeRange) -> Result<Booking> {
-        let ctx = context::load(self.db(), facility_id).await?;
+        let ctx = self.contexts().get(facility_id).await?;
         self.check_rules(&ctx, &range)?;
         self.hold_in(&ctx, actor, range, None).await
     }
@@ -45,7 +45,7 @@ impl Bookings {
         first: TimeRange,
         weeks: Weeks,
     ) -> Result<Series> {
-        let ctx = context::load(self.db(), facility_id).await?;
+        let ctx = self.contexts().get(facility_id).await?;
         let id = Uuid::now_v7();
         let mut occurrences = Vec::new();
         for occurrence in clubpulse_domain::weekly(ctx.time_zone(), &first, u32::from(weeks.get()))

@@ -54,7 +54,8 @@ use clubpulse_storage::bookings::Booking;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use context::FacilityContext;
+use clubpulse_cache::Caches;
+pub use context::{Contexts, FacilityContext};
 pub use error::{BookingError, Result};
 pub use events::Events;
 
@@ -85,6 +86,8 @@ struct Inner {
     rules: BookingConfig,
     events: Events,
     provider: Arc<dyn clubpulse_payments::PaymentProvider>,
+    caches: Caches,
+    contexts: Contexts,
     #[cfg(feature = "testing")]
     faults: testing::Faults,
 }
@@ -97,8 +100,12 @@ impl Bookings {
         rules: BookingConfig,
         provider: Arc<dyn clubpulse_payments::PaymentProvider>,
     ) -> Self {
+        let caches = Caches::default();
+        let contexts = Contexts::new(&caches, db.clone());
         Self {
             inner: Arc::new(Inner {
+                caches,
+                contexts,
                 db,
                 state,
                 rules,
@@ -120,6 +127,42 @@ impl Bookings {
 
     pub fn rules(&self) -> &BookingConfig {
         &self.inner.rules
+    }
+
+    /// Every in-process cache of the service, for invalidation and for their listener
+    /// ([`Caches::listen`]), which whoever runs the service starts.
+    pub fn caches(&self) -> &Caches {
+        &self.inner.caches
+    }
+
+    /// Live facilities' contexts, from the in-process cache.
+    pub fn contexts(&self) -> &Contexts {
+        &self.inner.contexts
+    }
+
+    /// After a committed edit or retirement of a facility: its cached context goes here at once
+    /// and on every other instance, and so do its cached availability days (they were laid out on
+    /// the old grid) from yesterday to the end of the booking window. Failures are logged: the
+    /// write is done, and the entries' TTLs bound what a lost invalidation leaves.
+    pub async fn facility_changed(&self, facility_id: Uuid) {
+        let key = Contexts::key(facility_id);
+        if let Err(err) = self.inner.caches.invalidate(self.db(), &key).await {
+            tracing::warn!(error = %err, facility.id = %facility_id, "could not tell other instances of a facility change; their cached context expires with its TTL");
+        }
+        let ctx = match context::load_any(self.db(), facility_id).await {
+            Ok(ctx) => ctx,
+            Err(err) => {
+                tracing::warn!(error = %err, facility.id = %facility_id, "could not load a changed facility to invalidate its availability");
+                return;
+            }
+        };
+        let now = Utc::now();
+        let from = now - chrono::Duration::days(1);
+        let to = now + chrono::Duration::days(i64::from(self.rules().window_days) + 1);
+        let span = [(from, to)];
+        if let Err(err) = self.invalidate(&ctx, &span).await {
+            tracing::warn!(error = %err, facility.id = %facility_id, "could not invalidate a changed facility's availability");
+        }
     }
 
     /// Booking events as the relay delivers them in this process.

@@ -44,7 +44,7 @@ impl Bookings {
         facility_id: Uuid,
         range: TimeRange,
     ) -> Result<Entry> {
-        let ctx = context::load(self.db(), facility_id).await?;
+        let ctx = self.contexts().get(facility_id).await?;
         self.check_rules(&ctx, &range)?;
         let mut tx = self.db().begin().await?;
         waitlist::lock_facility(&mut tx, facility_id).await?;

@@ -395,6 +395,23 @@ impl<V: Clone + Send + Sync + 'static> Invalidate for Cache<V> {
     }
 }
 
+/// A cache kept elsewhere, cleared whole.
+struct Hook {
+    scope: String,
+    clear: Box<dyn Fn() + Send + Sync>,
+}
+
+impl Invalidate for Hook {
+    fn scope(&self) -> &str {
+        &self.scope
+    }
+
+    fn invalidate(&self, _prefix: &str) -> usize {
+        (self.clear)();
+        0
+    }
+}
+
 /// Every registered cache of a process. Cheap to clone; clones share the caches.
 #[derive(Clone, Default)]
 pub struct Caches {
@@ -418,8 +435,23 @@ impl Caches {
         policy: Policy,
     ) -> Cache<V> {
         let cache = Cache::new(name, policy);
-        self.lock().push(Arc::new(cache.clone()));
+        self.register(&cache);
         cache
+    }
+
+    /// Runs `clear` whenever an invalidation reaches any part of `name` (a cache kept elsewhere,
+    /// such as one whose entries cannot be dropped by key here). Its entries are not counted in
+    /// what [`Caches::invalidate_local`] returns.
+    pub fn on_invalidate(&self, name: &str, clear: impl Fn() + Send + Sync + 'static) {
+        self.lock().push(Arc::new(Hook {
+            scope: format!("{name}:"),
+            clear: Box::new(clear),
+        }));
+    }
+
+    /// Registers a cache made with [`Cache::new`].
+    pub fn register<V: Clone + Send + Sync + 'static>(&self, cache: &Cache<V>) {
+        self.lock().push(Arc::new(cache.clone()));
     }
 
     /// Drops, in this process, every entry whose full key (`name:key`) starts with `prefix`;

@@ -230,8 +230,17 @@ async fn prefixes_pick_one_key_a_whole_cache_or_everything() {
     assert_eq!(caches.invalidate_local("club:"), 3);
     assert_eq!(caches.invalidate_local("nothing:"), 0);
     assert_eq!((facilities.len(), clubs.len()), (1, 0));
-    assert_eq!(caches.invalidate_local(""), 1);
-    assert!(facilities.is_empty());
+    let cleared = Arc::new(AtomicUsize::new(0));
+    let hook = Arc::clone(&cleared);
+    caches.on_invalidate("availability", move || {
+        hook.fetch_add(1, Ordering::SeqCst);
+    });
+    assert_eq!(caches.invalidate_local("facility:"), 1);
+    assert_eq!(cleared.load(Ordering::SeqCst), 0, "another cache's prefix");
+    caches.invalidate_local("availability:0190");
+    assert_eq!(cleared.load(Ordering::SeqCst), 1, "a hook is cleared whole");
+    caches.invalidate_local("");
+    assert_eq!(cleared.load(Ordering::SeqCst), 2);
 }
 
 /// Two registries on one database, as two instances are.

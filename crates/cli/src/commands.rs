@@ -274,6 +274,35 @@ pub async fn seed_demo(config: Config) -> anyhow::Result<()> {
 }
 
 /// Rebuilds the search index of every live facility (or only the missing and stale ones).
+/// `clubpulse cache clear [--prefix P]`: the availability days in Redis (when the prefix covers
+/// them), then every instance's in-process caches, through a notification each instance's
+/// listener applies (an in-process availability cache with them).
+pub async fn cache_clear(config: Config, prefix: &str) -> anyhow::Result<()> {
+    let scope = format!("{}:", clubpulse_booking::availability::CACHE);
+    let availability = scope.starts_with(prefix) || prefix.starts_with(&scope);
+    with_database(&config, async |db| {
+        if availability && config.redis.url.is_some() {
+            let state = connect_state(&config).await?;
+            let days = state
+                .availability
+                .clear()
+                .await
+                .context("clearing the availability cache in Redis")?;
+            println!("availability cache: {days} cached days dropped in Redis");
+        }
+        clubpulse_cache::notify(&db.pool, prefix)
+            .await
+            .context("telling the running instances")?;
+        if prefix.is_empty() {
+            println!("every instance is told to empty every cache");
+        } else {
+            println!("every instance is told to drop the entries under \"{prefix}\"");
+        }
+        Ok(())
+    })
+    .await
+}
+
 pub async fn search_reindex(config: Config, only_missing: bool) -> anyhow::Result<()> {
     if !config.search.enabled {
         anyhow::bail!("search is turned off (CLUBPULSE_SEARCH=off): there is no index to build");

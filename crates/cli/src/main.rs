@@ -46,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Operates the caches.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Maintains the search index.
     Search {
         #[command(subcommand)]
@@ -93,6 +98,18 @@ enum AuditCommand {
         /// still be in the chain.
         #[arg(long, value_name = "SEQ:HASH")]
         expect_head: Option<clubpulse_audit::ExpectedHead>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Empties the caches of every running instance (through PostgreSQL) and the availability
+    /// cache in Redis.
+    Clear {
+        /// Only entries whose key starts with this (`facility:`, `facility:<id>`,
+        /// `availability:`, `query_embedding:`); every cache when absent.
+        #[arg(long, default_value = "")]
+        prefix: String,
     },
 }
 
@@ -158,6 +175,9 @@ fn main() -> ExitCode {
             } => commands::create_user(config, &email, password, &role, name).await,
             Command::Seed { demo: _ } => commands::seed_demo(config).await,
             Command::Worker => commands::worker(config).await,
+            Command::Cache {
+                command: CacheCommand::Clear { prefix },
+            } => commands::cache_clear(config, &prefix).await,
             Command::Search {
                 command: SearchCommand::Reindex { missing },
             } => commands::search_reindex(config, missing).await,

@@ -189,6 +189,46 @@ async fn the_embedded_default_seeds_serves_and_stops_without_leaving_postgres_be
         "the cluster runs while serving"
     );
 
+    // Every facility's context was cached at start; `cache clear`, run beside the server on the
+    // same embedded cluster, empties it in the server.
+    let cached = || async {
+        let text = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(r#"clubpulse_cache_entries{cache="facility"} "#))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    #[allow(clippy::cast_precision_loss)] // about fifty
+    let warmed = facilities.len() as f64;
+    assert_eq!(cached().await, warmed, "warmed at start");
+    let cleared = run(&dir, &["cache", "clear", "--prefix", "facility:"]);
+    assert!(
+        String::from_utf8_lossy(&cleared.stdout).contains("facility:"),
+        "{}",
+        String::from_utf8_lossy(&cleared.stdout)
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cached().await > 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server's cache was not emptied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let week = reqwest::get(format!(
+        "{}/api/v1/facilities/{}/availability",
+        server.base,
+        facilities[0]["id"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(week.status(), 200);
+    assert_eq!(cached().await, 1.0, "loaded again on use");
+
     server.signal(Signal::SIGTERM);
     let status = server.wait();
 

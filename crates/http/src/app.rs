@@ -5,7 +5,7 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use axum::{Router, extract::DefaultBodyLimit, middleware::from_fn};
 use clubpulse_config::Config;
-use clubpulse_state::StateBackends;
+use clubpulse_state::{BackendKind, StateBackends};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
@@ -41,6 +41,8 @@ pub struct AppState {
     pub search: Option<EmbeddingService>,
     /// This instance's WebSocket hub.
     pub hub: clubpulse_realtime::Hub,
+    /// The listener that applies other instances' cache invalidations here.
+    pub caches: Arc<clubpulse_cache::Listening>,
 }
 
 impl AppState {
@@ -96,6 +98,29 @@ impl App {
         let provider =
             clubpulse_payments::from_config(&config.payments).context("configuring payments")?;
         let bookings = Bookings::new(db.clone(), state.clone(), config.booking.clone(), provider);
+        if let Some(queries) = search.as_ref().and_then(EmbeddingService::query_cache) {
+            bookings.caches().register(queries);
+        }
+        if state.kind == BackendKind::InProcess {
+            // Its days live in this process: `cache clear` reaches them through the listener.
+            let availability = state.availability.clone();
+            bookings
+                .caches()
+                .on_invalidate(clubpulse_booking::availability::CACHE, move || {
+                    let availability = availability.clone();
+                    tokio::spawn(async move { availability.clear().await });
+                });
+        }
+        let caches = Arc::new(bookings.caches().listen(&db));
+        // Listening first: it empties the caches when it starts, and entries loaded before it
+        // listened could have missed an invalidation.
+        if !caches.ready(Duration::from_secs(5)).await {
+            tracing::warn!("not yet listening for cache invalidations; starting with cold caches");
+        }
+        match bookings.contexts().warm().await {
+            Ok(warmed) => tracing::debug!(warmed, "facility contexts cached"),
+            Err(err) => tracing::warn!(error = %err, "could not warm the facility contexts' cache"),
+        }
         let workers = if config.jobs.run_in_server {
             let deps = clubpulse_workers::Deps::new(db.clone(), config.clone(), search.clone())
                 .context("configuring e-mail")?;
@@ -113,6 +138,7 @@ impl App {
             .await
             .context("starting real-time delivery")?;
         let state = AppState {
+            caches,
             hub,
             bookings,
             audit,

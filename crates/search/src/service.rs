@@ -6,17 +6,13 @@
 //! it wait asynchronously (where their request timeout still applies) instead of thrashing.
 //!
 //! Members repeat searches ("pádel", "tenis noche"), so query embeddings are kept in a bounded
-//! in-process LRU cache keyed by the normalised query. Documents are not cached: each is
-//! embedded once when it is indexed.
+//! in-process cache (`query_embedding`, least recently used out, one embedding per query at a
+//! time) keyed by the normalised query. An embedding is a pure function of its text, so entries
+//! never go stale. Documents are not cached: each is embedded once when it is indexed.
 
-use std::{
-    num::NonZeroUsize,
-    path::PathBuf,
-    sync::{Arc, Mutex, PoisonError},
-    time::Instant,
-};
+use std::{num::NonZeroUsize, path::PathBuf, sync::Arc, time::Instant};
 
-use lru::LruCache;
+use clubpulse_cache::{Cache, Policy};
 use tokio::sync::Semaphore;
 
 use crate::embedder::{EmbedError, Embedder};
@@ -41,6 +37,9 @@ impl Default for EmbeddingOptions {
     }
 }
 
+/// The name of the query embeddings' cache.
+pub const QUERY_CACHE: &str = "query_embedding";
+
 /// A shared, cloneable handle to one loaded [`Embedder`] for async code.
 #[derive(Debug, Clone)]
 pub struct EmbeddingService {
@@ -51,7 +50,7 @@ pub struct EmbeddingService {
 struct Inner {
     embedder: Arc<Embedder>,
     permits: Arc<Semaphore>,
-    cache: Option<Mutex<LruCache<String, Arc<[f32]>>>>,
+    cache: Option<Cache<Arc<[f32]>>>,
 }
 
 impl EmbeddingService {
@@ -62,7 +61,7 @@ impl EmbeddingService {
                 embedder: Arc::new(embedder),
                 permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
                 cache: NonZeroUsize::new(options.cache_capacity)
-                    .map(|capacity| Mutex::new(LruCache::new(capacity))),
+                    .map(|capacity| Cache::new(QUERY_CACHE, Policy::forever(capacity))),
             }),
         }
     }
@@ -94,19 +93,23 @@ impl EmbeddingService {
     /// model it is a deliberate choice of more cache hits over case sensitivity.
     pub async fn embed_query(&self, query: &str) -> Result<Arc<[f32]>, EmbedError> {
         let key = normalize_query(query);
-        if let Some(hit) = self.cached(&key) {
-            return Ok(hit);
+        let embed = || {
+            let this = self.clone();
+            let text = key.clone();
+            async move {
+                let mut vectors = this.run(move |embedder| embedder.embed(&[&text])).await?;
+                Ok(vectors.pop().unwrap_or_default().into())
+            }
+        };
+        match &self.inner.cache {
+            Some(cache) => cache.get_or_load(&key, embed).await,
+            None => embed().await,
         }
-        let text = key.clone();
-        let mut vectors = self.run(move |embedder| embedder.embed(&[&text])).await?;
-        let vector: Arc<[f32]> = vectors.pop().unwrap_or_default().into();
-        if let Some(cache) = &self.inner.cache {
-            cache
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .put(key, Arc::clone(&vector));
-        }
-        Ok(vector)
+    }
+
+    /// The query embeddings' cache, to register for `cache clear` (none when turned off).
+    pub fn query_cache(&self) -> Option<&Cache<Arc<[f32]>>> {
+        self.inner.cache.as_ref()
     }
 
     /// Embeds documents for indexing, in one batched call, uncached and in order.
@@ -119,15 +122,6 @@ impl EmbeddingService {
             embedder.embed(&refs)
         })
         .await
-    }
-
-    fn cached(&self, key: &str) -> Option<Arc<[f32]>> {
-        let cache = self.inner.cache.as_ref()?;
-        cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(key)
-            .cloned()
     }
 
     /// Runs `work` on the blocking pool once a permit is free.

@@ -72,6 +72,7 @@ conformance!(
     the_backend_answers_a_ping,
     a_stored_day_is_a_hit_with_the_same_bits,
     a_day_never_stored_is_a_miss_at_generation_zero,
+    clearing_drops_every_cached_day_and_keeps_generations,
     invalidating_turns_a_hit_into_a_miss_with_a_higher_generation,
     a_store_under_an_outdated_generation_is_refused,
     a_closed_day_round_trips_as_a_hit_with_empty_bitmaps,
@@ -399,6 +400,43 @@ async fn a_stored_day_is_a_hit_with_the_same_bits(state: StateBackends) {
         get_one(&cache, other_day).await,
         Cached::Miss { generation: 0 }
     );
+}
+
+async fn clearing_drops_every_cached_day_and_keeps_generations(state: StateBackends) {
+    let cache = state.availability;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    cache.invalidate(&[day(a, 3)]).await.unwrap();
+    let generation = generation_of(&cache, day(a, 3)).await;
+    let days = [day(a, 3), day(a, 4), day(b, 3)];
+    for (i, key) in days.iter().enumerate() {
+        let stored_under = if i == 0 { generation } else { 0 };
+        let bits = sample_bits(u32::try_from(i).unwrap());
+        assert!(
+            cache
+                .store_day(key, stored_under, &bits, CACHE_TTL)
+                .await
+                .unwrap()
+        );
+    }
+    assert_eq!(cache.clear().await.unwrap(), 3);
+    let after = cache.get_days(&days).await.unwrap();
+    assert_eq!(
+        after,
+        vec![
+            Cached::Miss { generation },
+            Cached::Miss { generation: 0 },
+            Cached::Miss { generation: 0 },
+        ]
+    );
+    assert_eq!(cache.clear().await.unwrap(), 0, "nothing left");
+    // A reader that read the generation before the clear still stores its answer.
+    assert!(
+        cache
+            .store_day(&days[0], generation, &sample_bits(9), CACHE_TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(get_one(&cache, days[0]).await, Cached::Hit(sample_bits(9)));
 }
 
 async fn a_day_never_stored_is_a_miss_at_generation_zero(state: StateBackends) {

@@ -233,6 +233,16 @@ pub async fn retire(db: impl PgExecutor<'_>, id: Uuid) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
+/// The ids of up to `limit` live facilities, newest first.
+pub async fn live_ids(db: impl PgExecutor<'_>, limit: i64) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM facilities WHERE retired_at IS NULL ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db)
+    .await?)
+}
+
 pub async fn count(db: impl PgExecutor<'_>) -> Result<i64> {
     Ok(
         sqlx::query_scalar("SELECT count(*) FROM facilities WHERE retired_at IS NULL")

@@ -222,6 +222,7 @@ async fn update_facility(
     let facility = facilities::update(&app.db, id, &patch)
         .await?
         .ok_or_else(facility_not_found)?;
+    app.bookings.facility_changed(id).await;
     tracing::info!(staff.id = %staff.id, facility.id = %id, "facility updated");
     queue_indexing(&app, id).await;
     app.audit
@@ -245,6 +246,7 @@ async fn retire_facility(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     if facilities::retire(&app.db, id).await? {
+        app.bookings.facility_changed(id).await;
         tracing::info!(staff.id = %staff.id, facility.id = %id, "facility retired");
         app.audit
             .record(

@@ -14,7 +14,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
 };
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use clubpulse_booking::{BookingError, FacilityContext, alternatives::Alternative, context};
+use clubpulse_booking::{BookingError, FacilityContext, alternatives::Alternative};
 use clubpulse_domain::BookingStatus;
 use clubpulse_storage::{
     bookings::Booking,
@@ -305,7 +305,7 @@ async fn render_facility(
     week: Option<&str>,
     outcome: Outcome,
 ) -> Response {
-    let ctx = match context::load(&app.db, id).await {
+    let ctx = match app.bookings.contexts().get(id).await {
         Ok(ctx) => ctx,
         Err(err) => return error_page(c, &err.into()),
     };

@@ -11,6 +11,7 @@ mod admin;
 mod background;
 mod bad_input;
 mod bookings;
+mod caching;
 mod classes;
 mod clubs_and_facilities;
 mod faults;

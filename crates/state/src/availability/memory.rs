@@ -114,6 +114,16 @@ impl MemoryAvailabilityCache {
 
 #[async_trait]
 impl AvailabilityCache for MemoryAvailabilityCache {
+    async fn clear(&self) -> Result<u64, StateError> {
+        let mut inner = self.lock();
+        let cleared = inner
+            .days
+            .values_mut()
+            .filter_map(|day| day.cached.take())
+            .count();
+        Ok(u64::try_from(cleared).unwrap_or(u64::MAX))
+    }
+
     async fn get_days(&self, keys: &[DayKey]) -> Result<Vec<Cached>, StateError> {
         let now = Instant::now();
         let inner = self.lock();

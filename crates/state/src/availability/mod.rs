@@ -149,6 +149,11 @@ pub trait AvailabilityCache: Send + Sync + 'static {
     /// Marks days as changed (called after a booking write commits): their cached bitmaps stop being
     /// served, and any `store_day` still holding an older generation is refused.
     async fn invalidate(&self, keys: &[DayKey]) -> Result<(), StateError>;
+
+    /// Drops every cached day (`clubpulse cache clear`), keeping the generations, so a reader
+    /// in flight stores its answer as if nothing happened (a clear is not a write). Returns how
+    /// many days went. On a cluster, every seed node is scanned: list every primary as a seed.
+    async fn clear(&self) -> Result<u64, StateError>;
 }
 
 /// The first value of a counter that starts anew: the current time in milliseconds, above anything

@@ -104,6 +104,18 @@ impl RedisAvailabilityCache {
     }
 }
 
+/// `text` with Redis glob characters escaped, to match it literally.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -143,6 +155,49 @@ fn parse_day(reply: Vec<Option<Vec<u8>>>) -> Result<Cached, StateError> {
 
 #[async_trait]
 impl AvailabilityCache for RedisAvailabilityCache {
+    async fn clear(&self) -> Result<u64, StateError> {
+        // Only the markers that say bitmaps are stored: without one a day is a miss, and its
+        // bitmaps expire with their TTL or are overwritten by the next store.
+        let pattern = format!("{}*:cached", glob_escape(&self.redis.key("avail:")));
+        let nodes = if self.redis.is_cluster() {
+            self.redis.options().urls.len()
+        } else {
+            1
+        };
+        let mut cleared = 0;
+        for seed in 0..nodes {
+            let mut node = self.redis.seed_connection(seed).await?;
+            let mut cursor = 0_u64;
+            loop {
+                let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut node)
+                    .await?;
+                if !keys.is_empty() {
+                    let deletes = keys
+                        .iter()
+                        .map(|key| {
+                            let mut del = redis::cmd("DEL");
+                            del.arg(key);
+                            del
+                        })
+                        .collect();
+                    let removed: Vec<u64> = self.redis.batch(deletes).await?;
+                    cleared += removed.iter().sum::<u64>();
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(cleared)
+    }
+
     async fn get_days(&self, keys: &[DayKey]) -> Result<Vec<Cached>, StateError> {
         if keys.is_empty() {
             return Ok(Vec::new());
