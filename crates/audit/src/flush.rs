@@ -172,7 +172,10 @@ impl Flusher {
                 let full = batch.len() == self.batch;
                 let (handles, events): (Vec<String>, Vec<AuditEvent>) =
                     batch.into_iter().map(|b| (b.handle, b.event)).unzip();
-                chained += append(&self.pool, events).await?.chained;
+                let appended = append(&self.pool, events).await?.chained;
+                metrics::counter!("clubpulse_audit_events_chained_total")
+                    .increment(u64::try_from(appended).unwrap_or(u64::MAX));
+                chained += appended;
                 buffer.remove(&handles).await?;
                 if !full {
                     break;

@@ -90,6 +90,29 @@ fn read_gauges(app: &AppState) {
     metrics::gauge!("clubpulse_websocket_connections").set(app.hub.connections() as f64);
 }
 
+/// Gauges of the shared queue and audit buffer, asked of their stores when scraped (every
+/// instance reports the same cluster-wide figures; a store that does not answer leaves the last
+/// values).
+async fn read_shared_gauges(app: &AppState) {
+    match app.jobs.stats().await {
+        Ok(stats) => {
+            for (state, n) in [
+                ("ready", stats.ready),
+                ("scheduled", stats.scheduled),
+                ("running", stats.in_flight),
+                ("dead", stats.dead),
+            ] {
+                metrics::gauge!("clubpulse_jobs", "state" => state).set(n as f64);
+            }
+        }
+        Err(err) => tracing::debug!(error = %err, "metrics: the job queue did not answer"),
+    }
+    match app.audit.flusher(app.db.clone()).backlog().await {
+        Ok(buffered) => metrics::gauge!("clubpulse_audit_events_buffered").set(buffered as f64),
+        Err(err) => tracing::debug!(error = %err, "metrics: the audit buffer did not answer"),
+    }
+}
+
 /// `GET /metrics`: every metric in the Prometheus text format (version 0.0.4).
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     security((), ("bearer" = [])),
@@ -112,6 +135,7 @@ pub async fn scrape(State(app): State<AppState>, headers: HeaderMap) -> Response
         .into_response();
     };
     read_gauges(&app);
+    read_shared_gauges(&app).await;
     (
         StatusCode::OK,
         [(

@@ -501,6 +501,13 @@ async fn execute(
         queue,
     };
     let kind = ctx.kind.clone();
+    // Only registered kinds become label values.
+    let label = if handler.is_some() {
+        kind.clone()
+    } else {
+        "unknown".to_owned()
+    };
+    let started = std::time::Instant::now();
     let result = match handler {
         None => Err(JobFailure::new(format_args!(
             "no handler is registered for job kind {kind:?}"
@@ -520,8 +527,12 @@ async fn execute(
                 })
         }
     };
+    metrics::histogram!("clubpulse_job_duration_seconds", "kind" => label.clone())
+        .record(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => {
+            metrics::counter!("clubpulse_jobs_finished_total", "kind" => label, "outcome" => "done")
+                .increment(1);
             guard.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             guard.send(Outcome::Completed(lease));
         }
@@ -529,6 +540,13 @@ async fn execute(
             guard.counters.failed.fetch_add(1, Ordering::Relaxed);
             let retry_in = (!failure.is_permanent() && lease.attempt < max_attempts)
                 .then(|| options.retry_delay(lease.attempt));
+            let outcome = if retry_in.is_some() {
+                "retried"
+            } else {
+                "dead"
+            };
+            metrics::counter!("clubpulse_jobs_finished_total", "kind" => label, "outcome" => outcome)
+                .increment(1);
             match retry_in {
                 Some(delay) => tracing::warn!(
                     job.id = %lease.id,

@@ -256,11 +256,14 @@ impl Hub {
                 offset: event.offset,
                 frame: frame.clone(),
             };
-            if let Err(mpsc::error::TrySendError::Full(_)) = socket.queue.try_send(outgoing)
-                && !socket.kill.is_cancelled()
-            {
-                socket.kill.cancel();
-                self.inner.stats.slow_cut.fetch_add(1, Ordering::Relaxed);
+            match socket.queue.try_send(outgoing) {
+                Ok(()) => metrics::counter!("clubpulse_websocket_messages_total").increment(1),
+                Err(mpsc::error::TrySendError::Full(_)) if !socket.kill.is_cancelled() => {
+                    socket.kill.cancel();
+                    self.inner.stats.slow_cut.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("clubpulse_websocket_slow_readers_cut_total").increment(1);
+                }
+                Err(_) => {}
             }
         }
     }

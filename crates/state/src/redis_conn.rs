@@ -10,7 +10,7 @@
 //! server pushes (messages, unsubscriptions, the loss of the connection) go to a sender of the
 //! caller's.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, FromRedisValue, IntoConnectionInfo,
@@ -183,16 +183,26 @@ impl RedisConn {
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        match &self.inner {
+        let started = Instant::now();
+        let reply = match &self.inner {
             Inner::Single(c) => cmd.query_async(&mut c.clone()).await,
             Inner::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        }
+        };
+        record(command_name(cmd), started, reply.is_ok());
+        reply
     }
 
     /// Sends independent commands in one batch and returns their replies in order: one pipeline on a
     /// single server; on a cluster, concurrent single commands (each routed to its slot's node, since
     /// a cluster pipeline may not cross slots). Never atomic.
     pub async fn batch<T: FromRedisValue>(&self, cmds: Vec<Cmd>) -> RedisResult<Vec<T>> {
+        let started = Instant::now();
+        let replies = self.batch_unrecorded(cmds).await;
+        record("PIPELINE", started, replies.is_ok());
+        replies
+    }
+
+    async fn batch_unrecorded<T: FromRedisValue>(&self, cmds: Vec<Cmd>) -> RedisResult<Vec<T>> {
         match &self.inner {
             Inner::Single(c) => {
                 let mut pipe = redis::pipe();
@@ -217,10 +227,13 @@ impl RedisConn {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> RedisResult<T> {
-        match &self.inner {
+        let started = Instant::now();
+        let reply = match &self.inner {
             Inner::Single(c) => invocation.invoke_async(&mut c.clone()).await,
             Inner::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
-        }
+        };
+        record("EVALSHA", started, reply.is_ok());
+        reply
     }
 
     pub async fn ping(&self) -> Result<(), StateError> {
@@ -231,6 +244,25 @@ impl RedisConn {
             Err(StateError::Corrupt(format!("PING answered {pong:?}")))
         }
     }
+}
+
+/// The command's name (its first argument), upper-cased. Commands come from this code, never
+/// from input, so the label values are a bounded set.
+fn command_name(cmd: &Cmd) -> String {
+    match cmd.args_iter().next() {
+        Some(redis::Arg::Simple(name)) => String::from_utf8_lossy(name).to_ascii_uppercase(),
+        _ => "UNNAMED".to_owned(),
+    }
+}
+
+/// One round trip in `clubpulse_redis_command_duration_seconds`.
+fn record(command: impl Into<String>, started: Instant, ok: bool) {
+    metrics::histogram!(
+        "clubpulse_redis_command_duration_seconds",
+        "command" => command.into(),
+        "outcome" => if ok { "ok" } else { "error" },
+    )
+    .record(started.elapsed().as_secs_f64());
 }
 
 /// A script compiled once per process.

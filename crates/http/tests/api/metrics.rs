@@ -139,3 +139,60 @@ async fn booking_changes_and_conflicts_are_counted_once_each() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn jobs_audit_redis_and_the_queue_are_measured() {
+    let app = TestApp::spawn().await;
+    let admin = app.user(Role::Admin).await;
+    let facility = app
+        .facility(&admin, "Europe/Madrid", serde_json::json!({}))
+        .await;
+    let member = app.user(Role::Member).await;
+    let held = app
+        .hold(
+            &member,
+            &facility,
+            &local("Europe/Madrid", 2, 10, 0),
+            &local("Europe/Madrid", 2, 11, 0),
+        )
+        .await;
+    assert_eq!(held.status(), StatusCode::CREATED);
+    let booking: serde_json::Value = held.json().await.unwrap();
+    let confirmed = app
+        .booking_action(&member, booking["id"].as_str().unwrap(), "confirm")
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    // The confirmation mails the member through a job; the facility was indexed by another.
+    app.drain_jobs(Duration::from_secs(20)).await;
+    app.flush_audit().await;
+
+    let text = scrape(&app, None).await.text().await.unwrap();
+    let done = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("clubpulse_jobs_finished_total{") && l.contains(r#"outcome="done""#)
+        })
+        .count();
+    assert!(done >= 1, "finished jobs by kind:\n{text}");
+    assert!(text.contains("clubpulse_job_duration_seconds_bucket{"));
+    assert_eq!(sample(&text, r#"clubpulse_jobs{state="ready"}"#), Some(0.0));
+    assert_eq!(
+        sample(&text, r#"clubpulse_jobs{state="running"}"#),
+        Some(0.0)
+    );
+    assert_eq!(sample(&text, "clubpulse_audit_events_buffered"), Some(0.0));
+    assert!(sample(&text, "clubpulse_audit_events_chained_total").is_some_and(|n| n >= 2.0));
+    // Sessions live in Redis: every authenticated request looked one up.
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("clubpulse_redis_command_duration_seconds_count{")
+                && l.contains(r#"outcome="ok""#)
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"command="EVALSHA""#),
+        "scripts are named:\n{text}"
+    );
+    app.stop().await;
+}

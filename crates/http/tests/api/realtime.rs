@@ -359,6 +359,20 @@ async fn a_slow_reader_is_cut_off_while_others_keep_receiving(backend: Backend) 
     let (code, reason) = slow.closed().await;
     assert_eq!(code, 1013, "{reason}");
     assert!(reason.contains("slow"), "{reason}");
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+    };
+    assert_eq!(
+        sample("clubpulse_websocket_slow_readers_cut_total"),
+        Some(1.0)
+    );
+    assert!(
+        sample("clubpulse_websocket_messages_total").is_some_and(|n| n >= 4.0),
+        "{metrics}"
+    );
 }
 
 async fn an_idle_socket_is_closed(backend: Backend) {
