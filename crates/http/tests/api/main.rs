@@ -23,6 +23,7 @@ mod outbound_webhooks;
 mod outbox;
 mod payments;
 mod protection;
+mod proxy;
 mod realtime;
 mod search;
 mod stats;
