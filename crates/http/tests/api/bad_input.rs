@@ -677,6 +677,9 @@ async fn send_all(app: &TestApp, cases: Vec<Case>) {
         if let Some(token) = &c.token {
             req = req.bearer_auth(token);
         }
+        for (name, value) in &c.headers {
+            req = req.header(*name, value);
+        }
         req = match c.body {
             Body::None => req,
             Body::Json(v) => req.json(&v),
