@@ -327,6 +327,11 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     let timeout = state.config.server.request_timeout();
     routes::router(state.clone())
+        // Inside the body limit, so a signed request's body is read within it.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::signature::verify,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -322,6 +322,8 @@ pub enum StatePart {
     PopularTimes,
     HoldMirror,
     OneTimeTokens,
+    /// The signatures of signed API requests seen within their window.
+    SignatureNonces,
 }
 
 impl StatePart {
@@ -334,6 +336,7 @@ impl StatePart {
             Self::PopularTimes => "popular_times_unavailable",
             Self::HoldMirror => "hold_mirror_unavailable",
             Self::OneTimeTokens => "one_time_tokens_unavailable",
+            Self::SignatureNonces => "signature_nonces_unavailable",
         }
     }
 
@@ -345,6 +348,7 @@ impl StatePart {
             Self::PopularTimes => "the popular-times counters",
             Self::HoldMirror => "the hold mirror",
             Self::OneTimeTokens => "the one-time token store",
+            Self::SignatureNonces => "the store of seen request signatures",
         }
     }
 }
@@ -443,7 +447,9 @@ pub mod responses {
         BadRequest(Problem),
         #[response(
             status = 401,
-            description = "No session or an ended one (`unauthenticated`)",
+            description = "No session or an ended one (`unauthenticated`); for an API key that \
+                           requires signed requests, `signature_required`, `signature_malformed`, \
+                           `signature_expired`, `signature_replayed` or `signature_invalid`",
             content_type = "application/problem+json"
         )]
         Unauthorized(Problem),

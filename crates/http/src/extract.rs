@@ -223,7 +223,7 @@ impl CurrentUser {
 pub const API_KEY_PREFIX: &str = "cpk_";
 
 /// The API key a request carries: `X-API-Key`, or a Bearer token that is one.
-fn api_key(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn api_key(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
@@ -243,20 +243,47 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Resolves an API key to the principal it acts as, checking its scope against the method.
-async fn key_user(state: &AppState, key: &str, parts: &Parts) -> Result<CurrentUser, ApiError> {
-    let refused = || ApiError::unauthenticated("the API key is unknown, revoked or expired");
+/// The live key `key` is (found by its prefix, proven by its hash, not expired), if any.
+pub(crate) async fn live_key(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<clubpulse_storage::api_keys::ApiKey>, ApiError> {
     // cpk_<12 characters>_<secret>: the first part finds the row, the whole key's hash proves it.
-    let prefix = key.get(..API_KEY_PREFIX.len() + 12).ok_or_else(refused)?;
-    let stored = clubpulse_storage::api_keys::find_by_prefix(&state.db, prefix)
-        .await?
-        .ok_or_else(refused)?;
+    let Some(prefix) = key.get(..API_KEY_PREFIX.len() + 12) else {
+        return Ok(None);
+    };
+    let Some(stored) = clubpulse_storage::api_keys::find_by_prefix(&state.db, prefix).await? else {
+        return Ok(None);
+    };
     let presented = SessionToken::from_client(key).hash();
     if !constant_time_eq(presented.as_str().as_bytes(), stored.secret_hash.as_bytes()) {
-        return Err(refused());
+        return Ok(None);
     }
     if stored.expires_at.is_some_and(|at| at <= chrono::Utc::now()) {
-        return Err(refused());
+        return Ok(None);
+    }
+    Ok(Some(stored))
+}
+
+/// Resolves an API key to the principal it acts as, checking its scope against the method, and
+/// for a key that requires signed requests, that the signature middleware verified this one.
+async fn key_user(state: &AppState, key: &str, parts: &Parts) -> Result<CurrentUser, ApiError> {
+    let refused = || ApiError::unauthenticated("the API key is unknown, revoked or expired");
+    let known = parts
+        .extensions
+        .get::<crate::signature::KnownKey>()
+        .filter(|known| key.starts_with(&known.key.prefix));
+    let (stored, signed) = match known {
+        Some(known) => (known.key.clone(), known.signed),
+        None => (live_key(state, key).await?.ok_or_else(refused)?, false),
+    };
+    if stored.require_signature && !signed {
+        // Reached only where the signature middleware does not run: refuse rather than trust.
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "signature_required",
+            "this API key requires signed requests: send ClubPulse-Signature",
+        ));
     }
     let unsafe_method = !matches!(
         parts.method,

@@ -13,6 +13,8 @@
 //! - [`middleware`]: request ids, request logging, request metrics, security headers, and the
 //!   problem+json safety net.
 //! - [`parse`]: request parsing shared by the routes (instants, ranges, spans, page sizes).
+//! - [`signature`]: signed API requests (`ClubPulse-Signature`): the canonical string, the
+//!   middleware that verifies it once per signature, and its refusals.
 //! - [`routes`]: one module per area, each with its own `router()`, merged with the OpenAPI document.
 //! - [`views`]: response shapes shared by several areas.
 //! - [`web`]: the web app's pages, their templates, words in two languages and assets.
@@ -25,6 +27,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod parse;
 pub mod routes;
+pub mod signature;
 pub mod views;
 pub mod web;
 

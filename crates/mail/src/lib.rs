@@ -29,7 +29,6 @@
 //! - [`mailer`]: [`Mailer`] and [`MailerOptions`]: SMTP (plain, STARTTLS, TLS; rustls) with
 //!   timeouts.
 //! - [`error`]: [`MailError`], sorted into transient and permanent failures.
-//! - `ics`: the RFC 5545 calendar file a confirmation attaches (folding, escaping).
 //! - `html`: escaping and the shared page layout.
 //! - `sink` (feature `test-sink`): a real SMTP server for tests, `scripts/smtp_sink.py`, started
 //!   and read from Rust.
@@ -37,7 +36,6 @@
 pub mod email;
 pub mod error;
 mod html;
-mod ics;
 pub mod mailer;
 #[cfg(feature = "test-sink")]
 pub mod sink;

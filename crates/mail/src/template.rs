@@ -13,7 +13,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Attachment, Email, MailError, html, ics};
+use clubpulse_calendar as ics;
+
+use crate::{Attachment, Email, MailError, html};
 
 /// The product name, in subjects and signatures.
 const PRODUCT: &str = "Club Pulse";
@@ -269,20 +271,27 @@ impl BookingDetails {
             html::paragraph("The attached booking.ics adds it to your calendar."),
         ]
         .concat();
-        let calendar = ics::Event {
-            uid: &id,
-            stamp: self.booked_at,
-            start: self.start,
-            end: self.end,
-            summary: &format!("{} – {}", self.facility_name, self.club_name),
-            location: &self.club_name,
-            description: &format!(
-                "Booking {id}\n{} at {}\n{when}\nPrice: {price}\n{link}",
-                self.facility_name, self.club_name
-            ),
-            url: &link,
+        // The calendar file, written by the same module as the booking page's and the feed's.
+        let calendar = ics::Calendar {
+            method: Some("PUBLISH"),
+            events: vec![ics::Event {
+                uid: &id,
+                stamp: self.booked_at,
+                start: self.start,
+                end: self.end,
+                summary: &format!("{} – {}", self.facility_name, self.club_name),
+                location: &self.club_name,
+                description: Some(&format!(
+                    "Booking {id}\n{} at {}\n{when}\nPrice: {price}\n{link}",
+                    self.facility_name, self.club_name
+                )),
+                url: Some(&link),
+                status: ics::Status::Confirmed,
+                sequence: 0,
+            }],
+            ..ics::Calendar::default()
         }
-        .to_calendar();
+        .to_ics();
         let attachment = Attachment::new(
             "booking.ics",
             "text/calendar; charset=UTF-8; method=PUBLISH",

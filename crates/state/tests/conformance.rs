@@ -98,6 +98,8 @@ conformance!(
     a_one_time_token_is_taken_exactly_once,
     a_one_time_token_is_refused_after_its_expiry,
     concurrent_takes_of_one_token_give_it_to_one_caller,
+    a_token_is_seen_for_the_first_time_once_until_its_ttl_passes,
+    concurrent_first_sightings_of_one_token_give_it_to_one_caller,
     channel_offsets_grow_by_one_from_the_first,
     channel_history_since_an_offset_returns_exactly_the_later_events,
     channel_history_trimmed_by_length_is_not_recovered,
@@ -1301,6 +1303,55 @@ async fn concurrent_takes_of_one_token_give_it_to_one_caller(state: StateBackend
         .filter(|r| matches!(r, Ok(Ok(Some(s))) if *s == subject))
         .count();
     assert_eq!(winners, 1);
+}
+
+async fn a_token_is_seen_for_the_first_time_once_until_its_ttl_passes(state: StateBackends) {
+    let tokens = state.tokens;
+    let (nonce, other) = (SessionToken::generate(), SessionToken::generate());
+    let ttl = Duration::from_millis(300);
+    let seen = |token: &SessionToken| {
+        let (tokens, hash) = (tokens.clone(), token.hash());
+        async move {
+            tokens
+                .first_sighting(TokenPurpose::SignatureNonce, &hash, ttl)
+                .await
+                .unwrap()
+        }
+    };
+
+    assert!(seen(&nonce).await, "the first sighting");
+    assert!(!seen(&nonce).await, "a second sighting within the ttl");
+    assert!(seen(&other).await, "tokens are independent");
+    // A nonce is not a password-reset token, and the other way round.
+    assert_eq!(
+        tokens
+            .take(TokenPurpose::PasswordReset, &nonce.hash())
+            .await
+            .unwrap(),
+        None
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(seen(&nonce).await, "forgotten after the ttl");
+}
+
+async fn concurrent_first_sightings_of_one_token_give_it_to_one_caller(state: StateBackends) {
+    let tokens = state.tokens;
+    let nonce = SessionToken::generate();
+    let sightings = (0..50).map(|_| {
+        let tokens = tokens.clone();
+        let hash = nonce.hash();
+        tokio::spawn(async move {
+            tokens
+                .first_sighting(TokenPurpose::SignatureNonce, &hash, HOUR)
+                .await
+        })
+    });
+    let firsts = futures::future::join_all(sightings)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(true))))
+        .count();
+    assert_eq!(firsts, 1);
 }
 
 /// A fresh channel name, so that tests sharing a server never share a channel.

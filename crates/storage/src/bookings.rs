@@ -235,6 +235,30 @@ pub async fn list_for_user(
     rows(found)
 }
 
+/// A member's held, confirmed and cancelled court bookings starting in `[from, to)`, by start
+/// (for their calendar feed).
+pub(crate) async fn for_calendar(
+    db: impl PgExecutor<'_>,
+    user_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Booking>> {
+    let found: Vec<Row> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM bookings
+         WHERE user_id = $1 AND class_id IS NULL AND status IN ('held', 'confirmed', 'cancelled')
+           AND lower(during) >= $2 AND lower(during) < $3
+         ORDER BY lower(during), id LIMIT $4"
+    ))
+    .bind(user_id)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows(found)
+}
+
 /// Confirms a live hold; `None` when it is no longer a live hold (the caller re-reads to say why).
 /// `actor` is who confirmed it (the member, or staff).
 pub async fn confirm(tx: &mut PgConnection, id: Uuid, actor: Uuid) -> Result<Option<Booking>> {

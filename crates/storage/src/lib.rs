@@ -10,6 +10,7 @@
 //! - [`embedded`]: runs a private PostgreSQL cluster from the machine's binaries.
 //! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
+//! - [`calendar_feeds`]: members' calendar feed tokens (hashed) and what a feed shows.
 //! - [`outbox`]: side effects owed by committed writes, for the relay to deliver.
 //! - [`payments`]: payments, the refunds owed and made on them, and provider events applied.
 //! - [`notifications`]: members' stored notifications.
@@ -26,6 +27,7 @@
 
 pub mod api_keys;
 pub mod bookings;
+pub mod calendar_feeds;
 pub mod classes;
 pub mod clubs;
 pub mod database;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod bookings;
+pub mod calendar;
 pub mod classes;
 pub mod clubs;
 pub mod facilities;
@@ -65,12 +66,43 @@ struct ApiDoc;
 
 struct SecuritySchemes;
 
+/// The `signature` security scheme, as documented in [`crate::signature`].
+const SIGNATURE_DESCRIPTION: &str = "Required, with the API key, on every request made with a key \
+created with `require_signature: true`. Value: `t=<unix seconds>,v1=<hex HMAC-SHA256>`, items \
+separated by commas, `t` and `v1` exactly once (other items are ignored). `v1` is the lower- or \
+upper-case hex HMAC-SHA256, keyed with the UTF-8 bytes of the key's signing secret (`cps_...`, \
+shown once at creation or rotation), of the canonical string: `t`, the method (`GET`), the path \
+as sent (`/api/v1/bookings`, percent-encoding untouched), the query as sent without `?` (empty \
+when none), and the lower-case hex SHA-256 of the body as sent (of no bytes when none), joined \
+by a single `\\n` with no trailing one. `t` must be within 300 seconds of the server's clock \
+either way, and each signature is accepted once. Refusals are 401 with `code` \
+`signature_required`, `signature_malformed`, `signature_invalid`, `signature_expired` or \
+`signature_replayed`; 503 `signature_nonces_unavailable` when the store of seen signatures is \
+unreachable. After `POST /api/v1/admin/api-keys/{id}/signing-secret`, the previous secret stays \
+valid for the grace period asked for.";
+
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-API-Key",
+                "An API key made by an admin (`POST /api/v1/admin/api-keys`), also accepted as \
+                 `Authorization: Bearer`. A key made with `require_signature` must come with the \
+                 `signature` scheme's header on every request.",
+            ))),
+        );
+        components.add_security_scheme(
+            "signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "ClubPulse-Signature",
+                SIGNATURE_DESCRIPTION,
+            ))),
         );
         components.add_security_scheme(
             "cookie",
@@ -152,6 +184,7 @@ fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                 .merge(clubs::router())
                 .merge(facilities::router())
                 .merge(bookings::router())
+                .merge(calendar::router())
                 .merge(payments::router())
                 .merge(classes::router())
                 .merge(waitlist::router())

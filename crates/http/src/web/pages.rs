@@ -792,8 +792,9 @@ pub async fn mark_paid(
     act(&app, &c, &viewer, id, "paid", result).await
 }
 
-/// `GET /bookings/{id}/calendar.ics`: the booking as one calendar event (RFC 5545), in UTC so
-/// that every calendar places it right whatever its own zone and the DST changes.
+/// `GET /bookings/{id}/calendar.ics`: the booking as one calendar event, written by the same
+/// writer and with the same event as the member's calendar feed (UTC times, so every calendar
+/// places it right whatever its own zone and the DST changes).
 pub async fn calendar_event(
     State(app): State<AppState>,
     SignedIn { c, viewer }: SignedIn,
@@ -803,34 +804,18 @@ pub async fn calendar_event(
         Ok(b) => b,
         Err(err) => return error_page(&c, &err.into()),
     };
-    let (name, club) = facilities::with_clubs(&app.db, &[booking.facility_id], true)
-        .await
-        .unwrap_or_default()
-        .pop()
-        .map_or_else(Default::default, |(f, club)| (f.name, club.name));
-    let stamp = |t: DateTime<Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
-    let status = if booking.status == BookingStatus::Cancelled {
-        "CANCELLED"
-    } else {
-        "CONFIRMED"
+    let entries = match crate::routes::calendar::booking_entries(&app, &[booking]).await {
+        Ok(entries) => entries,
+        Err(err) => return error_page(&c, &err),
     };
-    let lines = [
-        "BEGIN:VCALENDAR".to_owned(),
-        "VERSION:2.0".to_owned(),
-        "PRODID:-//Club Pulse//Bookings//EN".to_owned(),
-        "CALSCALE:GREGORIAN".to_owned(),
-        "BEGIN:VEVENT".to_owned(),
-        format!("UID:{}@clubpulse", booking.id),
-        format!("DTSTAMP:{}", stamp(Utc::now())),
-        format!("DTSTART:{}", stamp(booking.start)),
-        format!("DTEND:{}", stamp(booking.end)),
-        format!("SUMMARY:{}", ics_text(&name)),
-        format!("LOCATION:{}", ics_text(&club)),
-        format!("STATUS:{status}"),
-        "END:VEVENT".to_owned(),
-        "END:VCALENDAR".to_owned(),
-    ];
-    let body: String = lines.iter().map(|l| format!("{l}\r\n")).collect();
+    let body = clubpulse_calendar::Calendar {
+        events: entries
+            .iter()
+            .map(crate::routes::calendar::BookingEntry::event)
+            .collect(),
+        ..clubpulse_calendar::Calendar::default()
+    }
+    .to_ics();
     (
         StatusCode::OK,
         [
@@ -846,22 +831,6 @@ pub async fn calendar_event(
         body,
     )
         .into_response()
-}
-
-/// Text escaped for an iCalendar property value.
-fn ics_text(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for ch in value.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            ';' => out.push_str("\\;"),
-            ',' => out.push_str("\\,"),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1029,15 +998,6 @@ pub async fn read_notification(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn calendar_text_is_escaped() {
-        assert_eq!(
-            ics_text("Court 1, indoor; lit\\"),
-            "Court 1\\, indoor\\; lit\\\\"
-        );
-        assert_eq!(ics_text("two\nlines\r"), "two\\nlines");
-    }
 
     #[test]
     fn parts_of_the_day_are_local_hours() {

@@ -13,8 +13,17 @@ struct Case {
     path: String,
     body: Body,
     token: Option<String>,
+    /// Headers beyond the token's (a request signature, say).
+    headers: Vec<(&'static str, String)>,
     status: u16,
     code: &'static str,
+}
+
+impl Case {
+    fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
 }
 
 enum Body {
@@ -36,6 +45,7 @@ fn case(
         path: path.into(),
         body,
         token: token.map(|u| u.token.clone()),
+        headers: Vec::new(),
         status,
         code,
     }
@@ -615,6 +625,9 @@ async fn bad_input_anywhere_gets_a_problem_and_changes_nothing() {
         if let Some(token) = &c.token {
             req = req.bearer_auth(token);
         }
+        for (name, value) in &c.headers {
+            req = req.header(*name, value);
+        }
         req = match c.body {
             Body::None => req,
             Body::Json(v) => req.json(&v),
@@ -663,6 +676,9 @@ async fn send_all(app: &TestApp, cases: Vec<Case>) {
         let mut req = app.client.request(c.method.clone(), app.url(&c.path));
         if let Some(token) = &c.token {
             req = req.bearer_auth(token);
+        }
+        for (name, value) in &c.headers {
+            req = req.header(*name, value);
         }
         req = match c.body {
             Body::None => req,
@@ -833,7 +849,47 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
         .await
         .unwrap();
     let key = key["id"].as_str().expect("an API key").to_owned();
+    // A key that requires signed requests, used as a Bearer token like a member's session.
+    let signed: Value = app
+        .post(
+            "/api/v1/admin/api-keys",
+            json!({"name": "signed", "scopes": ["read", "write"], "require_signature": true}),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let signing = signed["signing_secret"]
+        .as_str()
+        .expect("a signing secret")
+        .to_owned();
+    let signer = TestUser {
+        token: signed["secret"].as_str().unwrap().to_owned(),
+        ..admin.clone()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let sign = |t: i64, method: &Method, target: &str, body: &[u8]| {
+        crate::signed_requests::signature(&signing, t, method, target, body)
+    };
+    // A signature already used once: its replay is refused.
+    let used = sign(now, &Method::GET, "/api/v1/me", b"");
+    let first = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(&signer.token)
+        .header("clubpulse-signature", &used)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let facility_body = serde_json::to_vec(
+        &json!({"club_id": facility["club_id"], "name": "Pista firmada", "sport": "padel"}),
+    )
+    .unwrap();
     let (a, s, m, o) = (Some(&admin), Some(&staff), Some(&member), Some(&other));
+    let g = Some(&signer);
+    let huge = vec![b' '; 70 * 1024];
     let nobody = uuid::Uuid::new_v4();
     let later = (local(MADRID, 4, 10, 0), local(MADRID, 4, 11, 0));
     // Time extremes: the first and last years RFC 3339 can write, at the widest offsets.
@@ -942,6 +998,12 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
             json!({"url": "https://8.8.8.8/hooks", "events": ["booking.held"]}),
             a,
         ),
+        (
+            M::POST,
+            format!("/api/v1/admin/api-keys/{key}/signing-secret"),
+            json!({"grace_seconds": 10}),
+            a,
+        ),
     ];
     for (method, path, body, token) in &bodies {
         cases.extend(poisoned(method.clone(), path, body, *token));
@@ -985,6 +1047,34 @@ async fn bad_input_on_every_route_gets_a_problem_and_changes_no_table() {
         case(M::POST, format!("/api/v1/admin/api-keys/{key}/rotate"), Body::Json(json!({"grace_seconds": -1})), a, 422, "validation_failed"),
         case(M::POST, format!("/api/v1/admin/api-keys/{key}/rotate"), raw_json("{\"grace_seconds\": 99999999999999999999999}"), a, 422, "validation_failed"),
         case(M::POST, format!("/api/v1/admin/api-keys/{key}/rotate"), Body::Json(json!({"grace_seconds": 1e300})), a, 422, "validation_failed"),
+        case(M::POST, "/api/v1/admin/api-keys", Body::Json(json!({"name": "k", "scopes": ["read"], "require_signature": "yes"})), a, 422, "validation_failed"),
+        case(M::POST, format!("/api/v1/admin/api-keys/{key}/signing-secret"), Body::Json(json!({})), a, 409, "signature_not_required"),
+        case(M::POST, format!("/api/v1/admin/api-keys/{}/signing-secret", signed["id"].as_str().unwrap()), Body::Json(json!({"grace_seconds": -1})), a, 422, "validation_failed"),
+        case(M::POST, format!("/api/v1/admin/api-keys/{}/signing-secret", signed["id"].as_str().unwrap()), Body::Json(json!({"grace_seconds": 2_592_001})), a, 422, "validation_failed"),
+        case(M::POST, format!("/api/v1/admin/api-keys/{nobody}/signing-secret"), Body::Json(json!({})), a, 404, "api_key_not_found"),
+        case(M::POST, format!("/api/v1/admin/api-keys/{key}/signing-secret"), Body::Json(json!({})), m, 403, "forbidden"),
+        case(M::POST, "/api/v1/admin/api-keys/xyz/signing-secret", Body::Json(json!({})), a, 400, "invalid_path"),
+        // Signed requests: every refusal is a 401 with its code, before any handler runs.
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_required"),
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_malformed").header("clubpulse-signature", "t=now,v1=beef"),
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_malformed").header("clubpulse-signature", "t=1,v1=é"),
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_malformed").header("clubpulse-signature", format!("t=99999999999999999999,v1={}", "0".repeat(64))),
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_expired").header("clubpulse-signature", sign(now - 1000, &M::GET, "/api/v1/me", b"")),
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_expired").header("clubpulse-signature", sign(now + 1000, &M::GET, "/api/v1/me", b"")),
+        case(M::GET, "/api/v1/me", Body::None, g, 401, "signature_replayed").header("clubpulse-signature", used.clone()),
+        case(M::GET, "/api/v1/me?x=1", Body::None, g, 401, "signature_invalid").header("clubpulse-signature", sign(now, &M::GET, "/api/v1/me", b"")),
+        case(M::POST, "/api/v1/facilities", Body::Raw("application/json", facility_body.clone()), g, 401, "signature_invalid").header("clubpulse-signature", sign(now, &M::POST, "/api/v1/facilities", b"{}")),
+        case(M::POST, "/api/v1/facilities", Body::Raw("application/json", facility_body.clone()), g, 401, "signature_required"),
+        case(M::POST, "/api/v1/facilities", Body::Raw("application/json", huge.clone()), g, 413, "payload_too_large").header("clubpulse-signature", sign(now, &M::POST, "/api/v1/facilities", &huge)),
+        // The calendar feed: no token, or one no feed has; nothing to revoke.
+        case(M::GET, "/api/v1/me/calendar.ics", Body::None, None, 401, "calendar_token_required"),
+        case(M::GET, "/api/v1/me/calendar.ics?token=", Body::None, None, 401, "calendar_token_required"),
+        case(M::GET, "/api/v1/me/calendar.ics?token=%00", Body::None, None, 404, "calendar_feed_not_found"),
+        case(M::GET, format!("/api/v1/me/calendar.ics?token={}", "t".repeat(10_000)), Body::None, None, 404, "calendar_feed_not_found"),
+        case(M::GET, "/api/v1/me/calendar.ics?token=a&token=b", Body::None, None, ANY_4XX, ANY_CODE),
+        case(M::DELETE, "/api/v1/me/calendar-feed", Body::None, m, 404, "calendar_feed_not_found"),
+        case(M::DELETE, "/api/v1/me/calendar-feed", Body::None, None, 401, "unauthenticated"),
+        case(M::POST, "/api/v1/me/calendar-feed", Body::None, None, 401, "unauthenticated"),
         case(M::GET, "/api/v1/admin/jobs", Body::None, s, 403, "forbidden"),
         case(M::GET, "/api/v1/admin/jobs/dead?limit=201", Body::None, a, 422, "validation_failed"),
         case(M::GET, "/api/v1/admin/jobs/dead?limit=0", Body::None, a, 422, "validation_failed"),

@@ -138,6 +138,7 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("get", "/api/v1/admin/api-keys"),
         ("delete", "/api/v1/admin/api-keys/{id}"),
         ("post", "/api/v1/admin/api-keys/{id}/rotate"),
+        ("post", "/api/v1/admin/api-keys/{id}/signing-secret"),
         ("post", "/api/v1/admin/webhooks"),
         ("get", "/api/v1/admin/webhooks"),
         ("delete", "/api/v1/admin/webhooks/{id}"),
@@ -175,6 +176,9 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         ("get", "/api/v1/waitlist"),
         ("delete", "/api/v1/waitlist/{id}"),
         ("get", "/api/v1/me/notifications"),
+        ("post", "/api/v1/me/calendar-feed"),
+        ("delete", "/api/v1/me/calendar-feed"),
+        ("get", "/api/v1/me/calendar.ics"),
         ("post", "/api/v1/me/notifications/{id}/read"),
         ("post", "/api/v1/bookings/{id}/checkout"),
         ("get", "/api/v1/bookings/{id}/payments"),
@@ -203,6 +207,14 @@ async fn the_openapi_document_lists_every_route_of_the_contract() {
         "a route is documented that the test does not know"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    let signature = &doc["components"]["securitySchemes"]["signature"];
+    assert_eq!(signature["name"], "ClubPulse-Signature");
+    assert!(
+        signature["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("HMAC-SHA256") && d.contains("signature_replayed")),
+        "{signature}"
+    );
 }
 
 #[tokio::test]

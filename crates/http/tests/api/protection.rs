@@ -3,7 +3,7 @@
 use clubpulse_domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Setup, TestApp, assert_problem};
+use crate::helpers::{OwnRedis, Setup, TestApp, assert_problem};
 
 async fn cookie_post(
     app: &TestApp,
@@ -361,44 +361,6 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
         429,
         "a client cannot pick its own address"
     );
-}
-
-/// A Redis server of the test's own, to stop and start.
-struct OwnRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on the PATH (scripts/setup installs it)");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        Self { port, child }
-    }
-
-    fn stop(mut self) -> u16 {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.port
-    }
 }
 
 #[tokio::test]

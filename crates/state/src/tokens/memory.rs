@@ -1,5 +1,6 @@
 //! Single-use tokens in this process: one instance, no Redis. A restart forgets them, which only
-//! means a member asks for a new reset link.
+//! means a member asks for a new reset link (or that a signature seen just before the restart
+//! could be replayed within its window, on a single instance only).
 
 use std::{
     collections::HashMap,
@@ -51,5 +52,23 @@ impl OneTimeTokens for MemoryOneTimeTokens {
     ) -> Result<Option<Uuid>, StateError> {
         let taken = self.lock().remove(&(purpose, token.as_str().to_owned()));
         Ok(taken.and_then(|(subject, expires)| (expires > Instant::now()).then_some(subject)))
+    }
+
+    async fn first_sighting(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let now = Instant::now();
+        let mut tokens = self.lock();
+        tokens.retain(|_, (_, expires)| *expires > now);
+        let key = (purpose, token.as_str().to_owned());
+        if tokens.contains_key(&key) {
+            return Ok(false);
+        }
+        // A sighting has no subject; the nil id stands in its place.
+        tokens.insert(key, (Uuid::nil(), now + ttl));
+        Ok(true)
     }
 }

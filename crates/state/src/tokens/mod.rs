@@ -3,6 +3,10 @@
 //!
 //! Only the token's hash is stored (the same SHA-256 as session tokens), so the store never holds
 //! anything that could be mailed again.
+//!
+//! The same store remembers what may be *seen* only once for a while ([`OneTimeTokens::first_sighting`],
+//! a `SET NX` with a time to live): the nonces of signed API requests, so a replayed signature is
+//! refused for as long as its timestamp would be accepted.
 
 mod memory;
 mod redis;
@@ -19,12 +23,15 @@ use crate::{StateError, TokenHash};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenPurpose {
     PasswordReset,
+    /// A signed API request's signature, remembered so it is accepted once.
+    SignatureNonce,
 }
 
 impl TokenPurpose {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PasswordReset => "password-reset",
+            Self::SignatureNonce => "signature-nonce",
         }
     }
 }
@@ -48,4 +55,14 @@ pub trait OneTimeTokens: Send + Sync + 'static {
         purpose: TokenPurpose,
         token: &TokenHash,
     ) -> Result<Option<Uuid>, StateError>;
+
+    /// Remembers `token` for `ttl` if it is not remembered yet: `true` the first time, `false`
+    /// while an earlier sighting is remembered. Concurrent sightings of one token give `true` to
+    /// one caller only; after `ttl` the token counts as new again.
+    async fn first_sighting(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
 }

@@ -1,5 +1,6 @@
 //! Single-use tokens in Redis: one key per token, `token:<purpose>:<hash>`, holding the subject and
-//! expiring with `SET … PX`; taking is `GETDEL`, so two takers can never both get it.
+//! expiring with `SET … PX`; taking is `GETDEL`, so two takers can never both get it. A sighting is
+//! `SET … NX PX`: only the first writer of a key gets `OK`.
 
 use std::time::Duration;
 
@@ -65,5 +66,26 @@ impl OneTimeTokens for RedisOneTimeTokens {
                     .map_err(|_| StateError::Corrupt(format!("token subject {raw:?}")))
             })
             .transpose()
+    }
+
+    async fn first_sighting(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let set: Option<String> = self
+            .redis
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key(purpose, token))
+                    .arg("1")
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms),
+            )
+            .await?;
+        Ok(set.is_some())
     }
 }
