@@ -38,20 +38,9 @@ where
                 "send the body as JSON with Content-Type: application/json",
             ));
         }
-        let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|rejection: BytesRejection| {
-                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::new(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "payload_too_large",
-                            "the request body is larger than the server accepts",
-                        )
-                    } else {
-                        ApiError::bad_request("unreadable_body", rejection.body_text())
-                    }
-                })?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(unreadable_body)?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -441,6 +430,20 @@ impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
         ))
+    }
+}
+
+/// A body that could not be read: 413 `payload_too_large` over the server's limit, 400
+/// `unreadable_body` otherwise.
+pub(crate) fn unreadable_body(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the server accepts",
+        )
+    } else {
+        ApiError::bad_request("unreadable_body", rejection.body_text())
     }
 }
 

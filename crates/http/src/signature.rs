@@ -159,7 +159,9 @@ async fn check(app: &AppState, presented: &str, mut req: Request) -> Result<Requ
     // too, so the limit set by the body-limit layer applies as it does to a handler's extractor.
     let (parts, body) = req.into_parts();
     let probe = Request::from_parts(parts.clone(), body);
-    let body = Bytes::from_request(probe, app).await.map_err(unreadable)?;
+    let body = Bytes::from_request(probe, app)
+        .await
+        .map_err(crate::extract::unreadable_body)?;
     let now = Utc::now();
     let text = canonical(
         signature.timestamp,
@@ -204,18 +206,6 @@ async fn check(app: &AppState, presented: &str, mut req: Request) -> Result<Requ
     let mut req = Request::from_parts(parts, Body::from(body));
     req.extensions_mut().insert(KnownKey { key, signed: true });
     Ok(req)
-}
-
-fn unreadable(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is larger than the server accepts",
-        )
-    } else {
-        ApiError::bad_request("unreadable_body", rejection.body_text())
-    }
 }
 
 fn read_header(headers: &HeaderMap) -> Result<Signature, ApiError> {

@@ -48,6 +48,17 @@ pub struct Readiness {
     pub state: Check,
     /// The job queue and its workers.
     pub jobs: JobsCheck,
+    /// This instance's in-process caches.
+    pub caches: CachesCheck,
+}
+
+/// Whether this instance hears other instances' cache invalidations. Informational: while it
+/// reconnects, its caches are emptied again as it comes back, so nothing stale outlives the gap.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CachesCheck {
+    /// `listening`, or `reconnecting`.
+    #[schema(example = "listening")]
+    pub status: &'static str,
 }
 
 /// The job queue's state. Informational: a backlog does not make an instance unready.
@@ -92,6 +103,13 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
             database,
             state,
             jobs,
+            caches: CachesCheck {
+                status: if app.caches.is_listening() {
+                    "listening"
+                } else {
+                    "reconnecting"
+                },
+            },
         }),
     )
 }

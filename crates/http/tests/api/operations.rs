@@ -38,6 +38,9 @@ async fn readiness_reports_each_dependency_and_its_backend() {
     assert_eq!(on_redis["state"]["backend"], "redis");
     assert_eq!(on_redis["state"]["status"], "up");
     assert_eq!(in_process["state"]["backend"], "in-process");
+    for ready in [&on_redis, &in_process] {
+        assert_eq!(ready["caches"]["status"], "listening", "{ready}");
+    }
 }
 
 #[tokio::test]
