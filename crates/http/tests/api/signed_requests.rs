@@ -76,6 +76,18 @@ fn secrets(key: &Value) -> (String, String) {
     )
 }
 
+/// `POST /api/v1/facilities` with `body`, signed now with `signing`.
+async fn create_facility_signed(
+    app: &TestApp,
+    key: &str,
+    signing: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    let path = "/api/v1/facilities";
+    let signed = signature(signing, now(), &Method::POST, path, body);
+    send(app, key, Method::POST, path, Some(body), Some(&signed)).await
+}
+
 fn facility_body(club: &Value, name: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({"club_id": club["id"], "name": name, "sport": "padel"})).unwrap()
 }
@@ -108,16 +120,7 @@ async fn a_signed_key_accepts_signed_get_and_post_requests() {
     assert_eq!(response.status(), 200);
 
     let body = facility_body(&club, "Pista firmada");
-    let signed = signature(&signing, now(), &Method::POST, "/api/v1/facilities", &body);
-    let response = send(
-        &app,
-        &secret,
-        Method::POST,
-        "/api/v1/facilities",
-        Some(&body),
-        Some(&signed),
-    )
-    .await;
+    let response = create_facility_signed(&app, &secret, &signing, &body).await;
     assert_eq!(
         response.status(),
         201,
@@ -471,16 +474,7 @@ async fn a_signed_request_is_refused_with_503_while_the_nonce_store_is_down() {
     redis.stop();
 
     let body = facility_body(&club, "Pista sin memoria");
-    let signed = signature(&signing, now(), &Method::POST, "/api/v1/facilities", &body);
-    let response = send(
-        &app,
-        &secret,
-        Method::POST,
-        "/api/v1/facilities",
-        Some(&body),
-        Some(&signed),
-    )
-    .await;
+    let response = create_facility_signed(&app, &secret, &signing, &body).await;
 
     let problem = assert_problem(response, 503, "signature_nonces_unavailable").await;
     assert!(
