@@ -235,9 +235,10 @@ pub async fn list_for_user(
     rows(found)
 }
 
-/// A member's held, confirmed and cancelled court bookings starting in `[from, to)`, by start
-/// (for their calendar feed).
-pub(crate) async fn for_calendar(
+/// What a member's calendar feed shows of their court bookings starting in `[from, to)`: held and
+/// confirmed ones, and cancelled ones (so that a calendar that had them removes them), by start.
+/// Expired holds never were in anyone's calendar for long, and are left out.
+pub async fn for_calendar(
     db: impl PgExecutor<'_>,
     user_id: Uuid,
     from: DateTime<Utc>,

@@ -1,10 +1,9 @@
 //! Members' calendar feeds: one per member, found by the SHA-256 of the token in its URL.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::{Result, bookings::Booking};
+use crate::Result;
 
 /// Creates the member's feed, or replaces its token (the old one stops working at once).
 pub async fn replace(db: impl PgExecutor<'_>, user_id: Uuid, token_hash: &str) -> Result<()> {
@@ -37,17 +36,4 @@ pub async fn owner(db: impl PgExecutor<'_>, token_hash: &str) -> Result<Option<U
     .bind(token_hash)
     .fetch_optional(db)
     .await?)
-}
-
-/// What a feed shows of a member's court bookings starting in `[from, to)`: held and confirmed
-/// ones, and cancelled ones (so that a calendar that had them removes them), by start. Expired
-/// holds never were in anyone's calendar for long, and are left out.
-pub async fn bookings(
-    db: impl PgExecutor<'_>,
-    user_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-    limit: i64,
-) -> Result<Vec<Booking>> {
-    crate::bookings::for_calendar(db, user_id, from, to, limit).await
 }

@@ -148,7 +148,7 @@ async fn feed(
         .ok_or_else(feed_not_found)?;
     let now = Utc::now();
     let ahead = i64::from(app.config.booking.window_days) + 1;
-    let bookings = calendar_feeds::bookings(
+    let bookings = clubpulse_storage::bookings::for_calendar(
         &app.db,
         user,
         now - Duration::days(PAST_DAYS),
