@@ -5,7 +5,8 @@
 //! overlaps the day. The cache is coherent by generation (see `clubpulse_state::availability`): the
 //! generation is read before PostgreSQL is queried, every booking write bumps it after its commit,
 //! so a result computed before a write can never be stored over it. When the shared state is
-//! unreachable, availability is computed from PostgreSQL directly.
+//! unreachable, availability is computed from PostgreSQL directly. Rebuilds read the replica only
+//! once it has replayed past the primary's position at the time (see [`current_blocks`]).
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -140,7 +141,7 @@ async fn rebuild(
     let mut ids: Vec<Uuid> = misses.iter().map(|(_, k, _)| k.facility_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let blocks = bookings::blocks(app.db(), &ids, from, to).await?;
+    let blocks = current_blocks(app, &ids, from, to).await?;
     for (i, key, generation) in misses {
         let Some(ctx) = facilities.get(*i) else {
             continue;
@@ -155,6 +156,30 @@ async fn rebuild(
         days.insert(*key, bits);
     }
     Ok(())
+}
+
+/// The blocks over `[from, to)`, from the read replica when it has replayed every write committed
+/// before now, else from the primary. The days' generations were read before this, and a write
+/// bumps its day's generation only after it commits, so every write a generation counts is before
+/// the primary's position read here: a day computed from a replica that has replayed that far is
+/// as fresh as its generation says, and a later write changes the generation, so it is not stored.
+async fn current_blocks(
+    app: &Bookings,
+    ids: &[Uuid],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Block>> {
+    let reads = app.reads();
+    if reads.on_replica()
+        && let Ok(position) = reads.primary_position().await
+    {
+        if let Some(mut conn) = reads.caught_up(position).await {
+            crate::count_read(true);
+            return Ok(bookings::blocks(&mut *conn, ids, from, to).await?);
+        }
+        crate::count_read(false);
+    }
+    Ok(bookings::blocks(app.db(), ids, from, to).await?)
 }
 
 async fn store(app: &Bookings, key: &DayKey, generation: u64, bits: &DayBits) {

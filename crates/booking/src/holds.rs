@@ -162,7 +162,8 @@ impl Bookings {
 
     /// The actor's own bookings, newest first.
     pub async fn list_mine(&self, actor: Actor, limit: i64) -> Result<Vec<Booking>> {
-        Ok(bookings::list_for_user(self.db(), actor.id, limit).await?)
+        let db = self.reader(Some(actor.id)).await;
+        Ok(bookings::list_for_user(&db, actor.id, limit).await?)
     }
 
     /// Confirms a live hold (after payment, or where the club takes payment on site); confirming a

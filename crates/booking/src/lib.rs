@@ -49,8 +49,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use clubpulse_config::BookingConfig;
 use clubpulse_domain::{BookingStatus, BookingWindow, Role};
-use clubpulse_state::{MirroredHold, StateBackends};
-use clubpulse_storage::bookings::Booking;
+use clubpulse_state::{MirroredHold, StateBackends, TokenPurpose};
+use clubpulse_storage::{Reads, bookings::Booking};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -82,6 +82,7 @@ pub struct Bookings {
 #[derive(Debug)]
 struct Inner {
     db: PgPool,
+    reads: Reads,
     state: StateBackends,
     rules: BookingConfig,
     events: Events,
@@ -93,13 +94,16 @@ struct Inner {
 }
 
 impl Bookings {
-    /// The service over one pool and one set of backends, taking payments through `provider`.
+    /// The service over the primary pool (and the read replica, when `db` has one) and one set of
+    /// backends, taking payments through `provider`.
     pub fn new(
-        db: PgPool,
+        db: impl Into<Reads>,
         state: StateBackends,
         rules: BookingConfig,
         provider: Arc<dyn clubpulse_payments::PaymentProvider>,
     ) -> Self {
+        let reads: Reads = db.into();
+        let db = reads.primary().clone();
         let caches = Caches::default();
         let contexts = Contexts::new(&caches, db.clone());
         Self {
@@ -107,6 +111,7 @@ impl Bookings {
                 caches,
                 contexts,
                 db,
+                reads,
                 state,
                 rules,
                 provider,
@@ -117,8 +122,64 @@ impl Bookings {
         }
     }
 
+    /// The primary: every write, and every read inside a write.
     pub fn db(&self) -> &PgPool {
         &self.inner.db
+    }
+
+    /// The primary and the read replica, for reads that may come from either.
+    pub fn reads(&self) -> &Reads {
+        &self.inner.reads
+    }
+
+    /// Where `user`'s reads go: the read replica while it keeps up, except for a user who wrote
+    /// within the replica's lag limit, whose reads stay on the primary so they see their own
+    /// writes on any instance. Anonymous reads (`None`) may be as old as the lag limit.
+    pub async fn reader(&self, user: Option<Uuid>) -> PgPool {
+        let reads = self.reads();
+        if reads.max_lag().is_none() {
+            return reads.primary().clone();
+        }
+        let replica = reads.on_replica()
+            && match user {
+                None => true,
+                Some(user) => matches!(
+                    self.state()
+                        .tokens
+                        .peek(TokenPurpose::RecentWrite, &recent_writer(user))
+                        .await,
+                    // A user who wrote recently, or one we cannot tell about, reads the primary.
+                    Ok(None)
+                ),
+            };
+        count_read(replica);
+        if replica {
+            reads.pool().clone()
+        } else {
+            reads.primary().clone()
+        }
+    }
+
+    /// Records that `user` has just written, so their reads stay on the primary for the replica's
+    /// lag limit and one probe more. Nothing to record without a replica.
+    pub async fn wrote(&self, user: Uuid) {
+        let Some(max_lag) = self.reads().max_lag() else {
+            return;
+        };
+        let window = max_lag + clubpulse_storage::replica::PROBE_EVERY * 2;
+        if let Err(err) = self
+            .state()
+            .tokens
+            .issue(
+                TokenPurpose::RecentWrite,
+                &recent_writer(user),
+                user,
+                window,
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "could not record a recent write; the replica may serve it stale");
+        }
     }
 
     pub fn state(&self) -> &StateBackends {
@@ -263,4 +324,15 @@ pub mod testing {
             Ok(())
         }
     }
+}
+
+/// Counts a read that could have gone to the replica, by where it went.
+pub(crate) fn count_read(on_replica: bool) {
+    let target = if on_replica { "replica" } else { "primary" };
+    metrics::counter!("clubpulse_db_replica_routed_reads_total", "target" => target).increment(1);
+}
+
+/// The key a recent writer is remembered by.
+fn recent_writer(user: Uuid) -> clubpulse_state::TokenHash {
+    clubpulse_state::SessionToken::from_client(&user.to_string()).hash()
 }

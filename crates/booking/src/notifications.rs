@@ -245,7 +245,8 @@ impl Bookings {
         unread_only: bool,
         limit: i64,
     ) -> Result<Vec<Notification>> {
-        Ok(notifications::list_for_user(self.db(), actor.id, unread_only, limit).await?)
+        let db = self.reader(Some(actor.id)).await;
+        Ok(notifications::list_for_user(&db, actor.id, unread_only, limit).await?)
     }
 
     /// Marks one of the actor's notifications read; reading it again changes nothing. Another

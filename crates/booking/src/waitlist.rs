@@ -87,7 +87,8 @@ impl Bookings {
 
     /// The actor's waitlist entries, newest first.
     pub async fn waitlist_mine(&self, actor: Actor, limit: i64) -> Result<Vec<Entry>> {
-        Ok(waitlist::list_for_user(self.db(), actor.id, limit).await?)
+        let db = self.reader(Some(actor.id)).await;
+        Ok(waitlist::list_for_user(&db, actor.id, limit).await?)
     }
 
     /// Takes the actor off a waitlist. Leaving an offered entry cancels its offer hold, which

@@ -94,6 +94,18 @@ pub struct DatabaseConfig {
     pub pg_bin_dir: PathBuf,
     /// Connection pool size per instance. `CLUBPULSE_DB_MAX_CONNECTIONS`, default 20.
     pub max_connections: u32,
+    /// `DATABASE_REPLICA_URL`: a streaming standby of the primary for heavy reads. Unset: every
+    /// read goes to the primary.
+    pub replica_url: Option<Secret>,
+    /// Reads leave the replica while it is further behind than this.
+    /// `CLUBPULSE_REPLICA_MAX_LAG_SECONDS`, default 5.
+    pub replica_max_lag_seconds: u64,
+}
+
+impl DatabaseConfig {
+    pub fn replica_max_lag(&self) -> Duration {
+        Duration::from_secs(self.replica_max_lag_seconds)
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -103,6 +115,8 @@ impl Default for DatabaseConfig {
             data_dir: PathBuf::from("./var"),
             pg_bin_dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
             max_connections: 20,
+            replica_url: None,
+            replica_max_lag_seconds: 5,
         }
     }
 }

@@ -321,6 +321,27 @@ pub static VARS: &[Var] = &[
         check: |c| positive(c.database.max_connections),
     },
     Var {
+        name: "DATABASE_REPLICA_URL",
+        key: "database.replica_url",
+        default: DefaultValue::None,
+        meaning: "a streaming standby of the primary: search, listings, stats and availability rebuilds read it while it keeps up; unset reads the primary",
+        rejects: Some("mysql://replica/clubpulse"),
+        set: |c, v| {
+            c.database.replica_url = Some(Secret::new(v));
+            Ok(())
+        },
+        check: |c| scheme(c.database.replica_url.as_ref(), &["postgres", "postgresql"]),
+    },
+    Var {
+        name: "CLUBPULSE_REPLICA_MAX_LAG_SECONDS",
+        key: "database.replica_max_lag_seconds",
+        default: DefaultValue::Is("5"),
+        meaning: "reads leave the replica while it lags more than this; a member who wrote within it reads the primary",
+        rejects: Some("0"),
+        set: |c, v| parse(v).map(|x| c.database.replica_max_lag_seconds = x),
+        check: |c| positive(c.database.replica_max_lag_seconds),
+    },
+    Var {
         name: "REDIS_URL",
         key: "redis.url",
         default: DefaultValue::None,

@@ -97,7 +97,17 @@ impl App {
         let search = load_search(&config).await?;
         let provider =
             clubpulse_payments::from_config(&config.payments).context("configuring payments")?;
-        let bookings = Bookings::new(db.clone(), state.clone(), config.booking.clone(), provider);
+        let reads = match &config.database.replica_url {
+            Some(url) => clubpulse_storage::Reads::with_replica(
+                db.clone(),
+                url.expose(),
+                config.database.replica_max_lag(),
+                config.database.max_connections,
+            )
+            .context("DATABASE_REPLICA_URL")?,
+            None => clubpulse_storage::Reads::primary_only(db.clone()),
+        };
+        let bookings = Bookings::new(reads, state.clone(), config.booking.clone(), provider);
         if let Some(queries) = search.as_ref().and_then(EmbeddingService::query_cache) {
             bookings.caches().register(queries);
         }
@@ -327,6 +337,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
     let timeout = state.config.server.request_timeout();
     routes::router(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::read_your_writes,
+        ))
         // Inside the body limit, so a signed request's body is read within it.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

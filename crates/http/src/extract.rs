@@ -345,7 +345,7 @@ where
         let state = AppState::from_ref(state);
         if let Some(key) = api_key(&parts.headers) {
             let user = key_user(&state, &key, parts).await?;
-            parts.extensions.insert(user.clone());
+            found(parts, &user);
             return Ok(user);
         }
         let token = session_token(&parts.headers).ok_or_else(|| {
@@ -365,8 +365,53 @@ where
             session: Some(session),
             api_key: None,
         };
-        parts.extensions.insert(user.clone());
+        found(parts, &user);
         Ok(user)
+    }
+}
+
+/// Keeps the user for later extractors, and tells a write's [`Writer`] slot who made it.
+fn found(parts: &mut Parts, user: &CurrentUser) {
+    if let Some(Writer(slot)) = parts.extensions.get::<Writer>() {
+        // Set once: later extractions of the same request are the same user.
+        let _ = slot.set(user.id);
+    }
+    parts.extensions.insert(user.clone());
+}
+
+/// Who made a write request, once an extractor has found out: put in a write's extensions by the
+/// read-your-writes middleware ([`crate::middleware::read_your_writes`]), filled by [`CurrentUser`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Writer(pub std::sync::Arc<std::sync::OnceLock<Uuid>>);
+
+/// The pool this request's reads go to ([`clubpulse_booking::Bookings::reader`]): the read replica
+/// while it keeps up, unless the caller (when the request says who they are) wrote recently. For
+/// public routes: a caller whose credentials are not valid reads like an anonymous one.
+#[derive(Debug, Clone)]
+pub struct ReadDb(pub sqlx::PgPool);
+
+impl<S> FromRequestParts<S> for ReadDb
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        if !app.bookings.reads().on_replica() {
+            return Ok(Self(app.db.clone()));
+        }
+        let says_who = api_key(&parts.headers).is_some() || session_token(&parts.headers).is_some();
+        let user = if says_who {
+            CurrentUser::from_request_parts(parts, state)
+                .await
+                .ok()
+                .map(|u| u.id)
+        } else {
+            None
+        };
+        Ok(Self(app.bookings.reader(user).await))
     }
 }
 

@@ -80,13 +80,28 @@ fn authorised(app: &AppState, headers: &HeaderMap) -> bool {
 
 /// Gauges of the present, set just before rendering.
 fn read_gauges(app: &AppState) {
-    let size = app.db.size();
-    let idle = u32::try_from(app.db.num_idle()).unwrap_or(u32::MAX);
-    metrics::gauge!("db_client_connections_usage", "state" => "idle").set(f64::from(idle));
-    metrics::gauge!("db_client_connections_usage", "state" => "used")
-        .set(f64::from(size.saturating_sub(idle)));
-    metrics::gauge!("db_client_connections_max")
-        .set(f64::from(app.config.database.max_connections));
+    let pools = std::iter::once(("primary", &app.db))
+        .chain(app.bookings.reads().replica_pool().map(|p| ("replica", p)));
+    for (name, pool) in pools {
+        let size = pool.size();
+        let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+        metrics::gauge!("db_client_connections_usage", "pool_name" => name, "state" => "idle")
+            .set(f64::from(idle));
+        metrics::gauge!("db_client_connections_usage", "pool_name" => name, "state" => "used")
+            .set(f64::from(size.saturating_sub(idle)));
+        metrics::gauge!("db_client_connections_max", "pool_name" => name)
+            .set(f64::from(app.config.database.max_connections));
+    }
+    if let Some(health) = app.bookings.reads().health() {
+        metrics::gauge!("clubpulse_db_replica_healthy").set(if app.bookings.reads().on_replica() {
+            1.0
+        } else {
+            0.0
+        });
+        if let Some(lag) = health.lag() {
+            metrics::gauge!("clubpulse_db_replica_lag_seconds").set(lag.as_secs_f64());
+        }
+    }
     metrics::gauge!("clubpulse_websocket_connections").set(app.hub.connections() as f64);
 }
 

@@ -180,6 +180,33 @@ pub async fn csrf(
     }
 }
 
+/// Read-your-writes across instances: when a read replica is configured, a write request (any
+/// method but GET, HEAD and OPTIONS) by a known user marks that user as a recent writer before the
+/// response leaves, so their next reads, on any instance, go to the primary until the replica is
+/// sure to have the write ([`clubpulse_booking::Bookings::wrote`]). The mark is made whether or not
+/// the write succeeded: a refused write may still have written something (a refused hold is
+/// counted as unmet demand), and one mark too many only costs a read on the primary.
+pub async fn read_your_writes(
+    axum::extract::State(app): axum::extract::State<crate::AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let safe = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if safe || app.bookings.reads().max_lag().is_none() {
+        return next.run(req).await;
+    }
+    let writer = crate::extract::Writer::default();
+    req.extensions_mut().insert(writer.clone());
+    let response = next.run(req).await;
+    if let Some(user) = writer.0.get() {
+        app.bookings.wrote(*user).await;
+    }
+    response
+}
+
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();

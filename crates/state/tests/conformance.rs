@@ -100,6 +100,7 @@ conformance!(
     concurrent_takes_of_one_token_give_it_to_one_caller,
     a_token_is_seen_for_the_first_time_once_until_its_ttl_passes,
     concurrent_first_sightings_of_one_token_give_it_to_one_caller,
+    a_peeked_token_stays_until_taken_or_expired_and_a_reissue_extends_it,
     channel_offsets_grow_by_one_from_the_first,
     channel_history_since_an_offset_returns_exactly_the_later_events,
     channel_history_trimmed_by_length_is_not_recovered,
@@ -1332,6 +1333,62 @@ async fn a_token_is_seen_for_the_first_time_once_until_its_ttl_passes(state: Sta
     );
     tokio::time::sleep(Duration::from_millis(450)).await;
     assert!(seen(&nonce).await, "forgotten after the ttl");
+}
+
+async fn a_peeked_token_stays_until_taken_or_expired_and_a_reissue_extends_it(
+    state: StateBackends,
+) {
+    let tokens = state.tokens;
+    let (token, never) = (SessionToken::generate(), SessionToken::generate());
+    let subject = Uuid::new_v4();
+    let peek = |token: &SessionToken| {
+        let (tokens, hash) = (tokens.clone(), token.hash());
+        async move { tokens.peek(TokenPurpose::RecentWrite, &hash).await.unwrap() }
+    };
+    let ttl = Duration::from_millis(1000);
+    tokens
+        .issue(TokenPurpose::RecentWrite, &token.hash(), subject, ttl)
+        .await
+        .unwrap();
+
+    assert_eq!(peek(&token).await, Some(subject));
+    assert_eq!(peek(&token).await, Some(subject), "peeking takes nothing");
+    assert_eq!(peek(&never).await, None);
+    assert_eq!(
+        tokens
+            .peek(TokenPurpose::PasswordReset, &token.hash())
+            .await
+            .unwrap(),
+        None,
+        "purposes are apart"
+    );
+    // Issued again before it expires: it lasts a whole ttl from then.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokens
+        .issue(TokenPurpose::RecentWrite, &token.hash(), subject, ttl)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        peek(&token).await,
+        Some(subject),
+        "extended by the second issue"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(peek(&token).await, None, "gone after its ttl");
+
+    tokens
+        .issue(TokenPurpose::RecentWrite, &token.hash(), subject, HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        tokens
+            .take(TokenPurpose::RecentWrite, &token.hash())
+            .await
+            .unwrap(),
+        Some(subject)
+    );
+    assert_eq!(peek(&token).await, None, "gone once taken");
 }
 
 async fn concurrent_first_sightings_of_one_token_give_it_to_one_caller(state: StateBackends) {

@@ -8,6 +8,7 @@
 //!
 //! - [`database`]: the pool, migrations, and the choice between `DATABASE_URL` and the embedded cluster.
 //! - [`embedded`]: runs a private PostgreSQL cluster from the machine's binaries.
+//! - [`replica`]: the read replica (`DATABASE_REPLICA_URL`), its lag, and where reads go.
 //! - [`users`], [`api_keys`], [`clubs`], [`facilities`], [`bookings`], [`classes`]: one repository module per
 //!   table (enrolments live with their classes).
 //! - [`calendar_feeds`]: members' calendar feed tokens (hashed) and what a feed shows.
@@ -37,6 +38,7 @@ pub mod facilities;
 pub mod notifications;
 pub mod outbox;
 pub mod payments;
+pub mod replica;
 pub mod search;
 pub mod sent_mail;
 pub mod stats;
@@ -48,6 +50,7 @@ pub mod webhooks;
 
 pub use database::{Database, DatabaseOptions};
 pub use embedded::{EmbeddedError, EmbeddedPostgres};
+pub use replica::{Reads, ReplicaHealth};
 
 /// A storage operation that failed.
 ///

@@ -92,12 +92,13 @@ pub struct AuditPage {
     responses((status = 200, body = AuditPage), ProblemResponses))]
 async fn list_audit(
     State(app): State<AppState>,
-    Admin(_admin): Admin,
+    Admin(admin): Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = crate::parse::limit("limit", query.limit, 50, 200)?;
     let filter = filter(query)?;
-    let rows = listing::list(&app.db, &filter, limit)
+    let db = app.bookings.reader(Some(admin.id)).await;
+    let rows = listing::list(&db, &filter, limit)
         .await
         .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
     let full = i64::try_from(rows.len()).unwrap_or(i64::MAX) == limit;

@@ -148,8 +148,11 @@ async fn feed(
         .ok_or_else(feed_not_found)?;
     let now = Utc::now();
     let ahead = i64::from(app.config.booking.window_days) + 1;
+    // The token is looked up on the primary (it may have just been made); the bookings are read
+    // where the member's reads go, so their latest booking is in the feed.
+    let db = app.bookings.reader(Some(user)).await;
     let bookings = clubpulse_storage::bookings::for_calendar(
-        &app.db,
+        &db,
         user,
         now - Duration::days(PAST_DAYS),
         now + Duration::days(ahead),

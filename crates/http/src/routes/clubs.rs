@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::{
     ApiError, AppState,
     error::responses::ProblemResponses,
-    extract::{Admin, ApiJson, ApiPath},
+    extract::{Admin, ApiJson, ApiPath, ReadDb},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -95,8 +95,8 @@ async fn create_club(
 /// Every club.
 #[utoipa::path(get, path = "/clubs", tag = "clubs",
     responses((status = 200, body = [ClubView]), ProblemResponses))]
-async fn list_clubs(State(app): State<AppState>) -> Result<Json<Vec<ClubView>>, ApiError> {
-    let clubs = clubs::list(&app.db).await?;
+async fn list_clubs(ReadDb(db): ReadDb) -> Result<Json<Vec<ClubView>>, ApiError> {
+    let clubs = clubs::list(&db).await?;
     Ok(Json(clubs.into_iter().map(Into::into).collect()))
 }
 
@@ -105,10 +105,10 @@ async fn list_clubs(State(app): State<AppState>) -> Result<Json<Vec<ClubView>>, 
     params(("id" = Uuid, Path, description = "Club id")),
     responses((status = 200, body = ClubView), ProblemResponses))]
 async fn get_club(
-    State(app): State<AppState>,
+    ReadDb(db): ReadDb,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<ClubView>, ApiError> {
-    clubs::find(&app.db, id)
+    clubs::find(&db, id)
         .await?
         .map(|c| Json(c.into()))
         .ok_or_else(|| ApiError::not_found("club_not_found", "no such club"))

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::{
     ApiError, AppState,
     error::responses::ProblemResponses,
-    extract::{ApiJson, ApiPath, ApiQuery, Staff},
+    extract::{ApiJson, ApiPath, ApiQuery, ReadDb, Staff},
     views::FacilityView,
 };
 
@@ -125,7 +125,7 @@ pub struct ListQuery {
 #[utoipa::path(get, path = "/facilities", tag = "facilities", params(ListQuery),
     responses((status = 200, body = [FacilityView]), ProblemResponses))]
 async fn list_facilities(
-    State(app): State<AppState>,
+    ReadDb(db): ReadDb,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<FacilityView>>, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -154,7 +154,7 @@ async fn list_facilities(
         limit,
         offset,
     };
-    let rows = facilities::list(&app.db, &filter).await?;
+    let rows = facilities::list(&db, &filter).await?;
     Ok(Json(rows.into_iter().map(Into::into).collect()))
 }
 
@@ -163,10 +163,10 @@ async fn list_facilities(
     params(("id" = Uuid, Path, description = "Facility id")),
     responses((status = 200, body = FacilityView), ProblemResponses))]
 async fn get_facility(
-    State(app): State<AppState>,
+    ReadDb(db): ReadDb,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<FacilityView>, ApiError> {
-    facilities::find(&app.db, id)
+    facilities::find(&db, id)
         .await?
         .map(|f| Json(f.into()))
         .ok_or_else(facility_not_found)

@@ -50,6 +50,24 @@ pub struct Readiness {
     pub jobs: JobsCheck,
     /// This instance's in-process caches.
     pub caches: CachesCheck,
+    /// The read replica, when `DATABASE_REPLICA_URL` is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaCheck>,
+}
+
+/// The read replica's state. Informational: reads go to the primary while it is not `healthy`, so
+/// the instance stays ready. Public, so it says how far behind the replica is, never why it is down.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplicaCheck {
+    /// `healthy` (reads go to it), `lagging` (further behind than the limit), `down` (unreachable,
+    /// or not a standby) or `starting` (not measured yet).
+    #[schema(example = "healthy")]
+    pub status: &'static str,
+    /// How far behind the primary it was at the last probe (absent when unknown).
+    #[schema(example = 0.0)]
+    pub lag_seconds: Option<f64>,
+    /// `CLUBPULSE_REPLICA_MAX_LAG_SECONDS`.
+    pub max_lag_seconds: u64,
 }
 
 /// Whether this instance hears other instances' cache invalidations. Informational: while it
@@ -110,6 +128,11 @@ async fn ready(State(app): State<AppState>) -> (StatusCode, Json<Readiness>) {
                     "reconnecting"
                 },
             },
+            replica: app.bookings.reads().health().map(|health| ReplicaCheck {
+                status: health.as_str(),
+                lag_seconds: health.lag().map(|lag| lag.as_secs_f64()),
+                max_lag_seconds: app.config.database.replica_max_lag_seconds,
+            }),
         }),
     )
 }

@@ -18,6 +18,7 @@ use clubpulse_storage::{
     search::{self as index, SearchFilters, TextHit, VectorHit},
 };
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -134,14 +135,17 @@ pub(crate) async fn search_facilities(
 ) -> Result<Json<SearchAnswer>, ApiError> {
     let started = std::time::Instant::now();
     let request = SearchRequest::parse(query)?;
-    let (vector, text) = retrieve(&app, &request).await?;
+    // Search reads the read replica when there is one: a facility becomes findable once it is
+    // indexed anyway, so the replica's lag adds nothing a searcher could tell apart.
+    let db = app.bookings.reader(None).await;
+    let (vector, text) = retrieve(&app, &db, &request).await?;
     let ranked = rank(request.mode, &vector, &text);
     let ranked = match request.window {
         Some((from, to)) => keep_free(&app, ranked, from, to).await?,
         None => ranked,
     };
     let top: Vec<(Uuid, f64)> = ranked.into_iter().take(request.limit).collect();
-    let results = describe(&app, &top, &vector, &text).await?;
+    let results = describe(&db, &top, &vector, &text).await?;
     metrics::histogram!("clubpulse_search_duration_seconds", "mode" => request.mode.as_str())
         .record(started.elapsed().as_secs_f64());
     if results.is_empty() {
@@ -229,6 +233,7 @@ impl SearchRequest {
 /// The two retrievers' candidates, each run only when the mode uses it.
 async fn retrieve(
     app: &AppState,
+    db: &PgPool,
     request: &SearchRequest,
 ) -> Result<(Vec<VectorHit>, Vec<TextHit>), ApiError> {
     let search = enabled(app)?;
@@ -239,13 +244,13 @@ async fn retrieve(
             .embed_query(&request.q)
             .await
             .map_err(|e| ApiError::internal(anyhow::Error::new(e)))?;
-        let mut conn = app.db.acquire().await.map_err(storage)?;
+        let mut conn = db.acquire().await.map_err(storage)?;
         index::vector_top_k(&mut conn, &embedding, CANDIDATES, &request.filters).await?
     };
     let text = if request.mode == SearchMode::Vector {
         Vec::new()
     } else {
-        index::text_top_k(&app.db, &request.q, CANDIDATES, &request.filters).await?
+        index::text_top_k(db, &request.q, CANDIDATES, &request.filters).await?
     };
     Ok((vector, text))
 }
@@ -305,13 +310,13 @@ async fn keep_free(
 }
 
 async fn describe(
-    app: &AppState,
+    db: &PgPool,
     top: &[(Uuid, f64)],
     vector: &[VectorHit],
     text: &[TextHit],
 ) -> Result<Vec<SearchResult>, ApiError> {
     let ids: Vec<Uuid> = top.iter().map(|(id, _)| *id).collect();
-    let mut found = by_id(app, &ids).await?;
+    let mut found = by_id(db, &ids).await?;
     Ok(top
         .iter()
         .filter_map(|(id, score)| {
@@ -340,11 +345,8 @@ async fn describe(
 }
 
 /// Live facilities by id.
-async fn by_id(
-    app: &AppState,
-    ids: &[Uuid],
-) -> Result<HashMap<Uuid, facilities::Facility>, ApiError> {
-    Ok(facilities::find_many(&app.db, ids)
+async fn by_id(db: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, facilities::Facility>, ApiError> {
+    Ok(facilities::find_many(db, ids)
         .await?
         .into_iter()
         .map(|f| (f.id, f))
@@ -377,9 +379,9 @@ fn suggestion_limit(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-async fn suggestions(app: &AppState, hits: Vec<VectorHit>) -> Result<Vec<Suggestion>, ApiError> {
+async fn suggestions(db: &PgPool, hits: Vec<VectorHit>) -> Result<Vec<Suggestion>, ApiError> {
     let ids: Vec<Uuid> = hits.iter().map(|h| h.facility_id).collect();
-    let mut found = by_id(app, &ids).await?;
+    let mut found = by_id(db, &ids).await?;
     Ok(hits
         .into_iter()
         .filter_map(|hit| {
@@ -401,13 +403,14 @@ async fn similar_facilities(
     ApiQuery(query): ApiQuery<SuggestionQuery>,
 ) -> Result<Json<Vec<Suggestion>>, ApiError> {
     let limit = suggestion_limit(query.limit)?;
-    facilities::find(&app.db, id)
+    let db = app.bookings.reader(None).await;
+    facilities::find(&db, id)
         .await?
         .ok_or_else(|| ApiError::not_found("facility_not_found", "no such facility"))?;
-    let mut conn = app.db.acquire().await.map_err(storage)?;
+    let mut conn = db.acquire().await.map_err(storage)?;
     let hits = index::similar_to(&mut conn, id, limit).await?;
     drop(conn);
-    Ok(Json(suggestions(&app, hits).await?))
+    Ok(Json(suggestions(&db, hits).await?))
 }
 
 /// A favourite facility.
@@ -425,9 +428,10 @@ async fn list_favorites(
     State(app): State<AppState>,
     user: CurrentUser,
 ) -> Result<Json<Vec<FavoriteView>>, ApiError> {
-    let favorites = index::list_favorites(&app.db, user.id).await?;
+    let db = app.bookings.reader(Some(user.id)).await;
+    let favorites = index::list_favorites(&db, user.id).await?;
     let ids: Vec<Uuid> = favorites.iter().map(|f| f.facility_id).collect();
-    let mut found = by_id(&app, &ids).await?;
+    let mut found = by_id(&db, &ids).await?;
     Ok(Json(
         favorites
             .into_iter()
@@ -491,8 +495,9 @@ async fn recommendations(
     ApiQuery(query): ApiQuery<SuggestionQuery>,
 ) -> Result<Json<Vec<Suggestion>>, ApiError> {
     let limit = suggestion_limit(query.limit)?;
-    let mut conn = app.db.acquire().await.map_err(storage)?;
+    let db = app.bookings.reader(Some(user.id)).await;
+    let mut conn = db.acquire().await.map_err(storage)?;
     let hits = index::recommendation_candidates(&mut conn, user.id, limit).await?;
     drop(conn);
-    Ok(Json(suggestions(&app, hits).await?))
+    Ok(Json(suggestions(&db, hits).await?))
 }

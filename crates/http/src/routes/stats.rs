@@ -52,11 +52,12 @@ pub struct StatsParams {
         ProblemResponses))]
 async fn dashboard_stats(
     State(app): State<AppState>,
-    Staff(_staff): Staff,
+    Staff(staff): Staff,
     ApiQuery(params): ApiQuery<StatsParams>,
 ) -> Result<Json<Stats>, ApiError> {
     let query = parse(&params)?;
-    let found = stats::dashboard(&app.db, &query).await?;
+    let db = app.bookings.reader(Some(staff.id)).await;
+    let found = stats::dashboard(&db, &query).await?;
     found
         .map(Json)
         .ok_or_else(|| ApiError::not_found("club_not_found", "no such club"))

@@ -98,7 +98,8 @@ pub async fn dashboard(
         return error_page(&c, &ApiError::forbidden("the dashboard is for club staff"));
     }
     let query = query.map(|q| q.0).unwrap_or_default();
-    let clubs = match clubs::list(&app.db).await {
+    let db = app.bookings.reader(Some(viewer.id)).await;
+    let clubs = match clubs::list(&db).await {
         Ok(list) => list,
         Err(err) => return error_page(&c, &err.into()),
     };
@@ -127,7 +128,7 @@ pub async fn dashboard(
         club_id,
     };
     let facilities = facilities::list(
-        &app.db,
+        &db,
         &Filter {
             club_id,
             limit: 500,
@@ -169,7 +170,7 @@ pub async fn dashboard(
             return page(err.status(), &view);
         }
     };
-    let figures = match stats::dashboard(&app.db, &asked).await {
+    let figures = match stats::dashboard(&db, &asked).await {
         Ok(Some(figures)) => figures,
         Ok(None) => {
             return error_page(&c, &ApiError::not_found("club_not_found", "no such club"));

@@ -32,6 +32,7 @@ use super::{
 };
 use crate::{
     ApiError, AppState,
+    extract::ReadDb,
     limits::{self, Policy},
     parse,
     routes::search::{SearchQuery, search_facilities},
@@ -116,17 +117,18 @@ fn price_label(t: &Text, lang: Lang, cents: i64, currency: &str) -> String {
 pub async fn home(
     State(app): State<AppState>,
     c: Chrome,
+    ReadDb(db): ReadDb,
     query: Result<Query<HomeQuery>, QueryRejection>,
 ) -> Response {
     let query = query.map(|q| q.0).unwrap_or_default();
     let q = query.q.trim().to_owned();
     let sport = query.sport.trim().to_ascii_lowercase();
-    let clubs: HashMap<Uuid, Club> = match clubs::list(&app.db).await {
+    let clubs: HashMap<Uuid, Club> = match clubs::list(&db).await {
         Ok(list) => list.into_iter().map(|c| (c.id, c)).collect(),
         Err(err) => return error_page(&c, &err.into()),
     };
     let everything = match facilities::list(
-        &app.db,
+        &db,
         &Filter {
             limit: 500,
             ..Filter::default()

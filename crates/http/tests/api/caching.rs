@@ -6,15 +6,7 @@ use std::time::Duration;
 use clubpulse_domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Setup, TestApp, assert_problem, eventually, local};
-
-/// A counter or gauge of `/metrics` with exactly these labels, 0 when absent.
-async fn metric(app: &TestApp, series: &str) -> f64 {
-    let text = app.get("/metrics", None).await.text().await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.parse().unwrap())
-}
+use crate::helpers::{Setup, TestApp, assert_problem, eventually, local, metric};
 
 fn availability(facility: &Value) -> String {
     format!(

@@ -521,6 +521,14 @@ pub async fn receive_until(
     }
 }
 
+/// A counter or gauge of `/metrics` with exactly these labels, 0 when absent.
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
 /// Polls `probe` until it returns `Some`, failing the test after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, what: &str, mut probe: F) -> T
 where

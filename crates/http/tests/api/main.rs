@@ -26,6 +26,7 @@ mod payments;
 mod protection;
 mod proxy;
 mod realtime;
+mod replica;
 mod search;
 mod signed_requests;
 mod stats;

@@ -57,7 +57,7 @@ async fn requests_are_counted_by_method_route_template_and_status() {
     assert!(!text.contains(&missing.to_string()));
     assert!(text.contains(r#"http_server_request_duration_seconds_bucket{"#));
     assert!(text.contains(r#"le="0.005""#), "OpenTelemetry's buckets");
-    assert!(text.contains("db_client_connections_usage{state=\"idle\"}"));
+    assert!(text.contains("db_client_connections_usage{pool_name=\"primary\",state=\"idle\"}"));
     assert!(text.contains("clubpulse_websocket_connections "));
     app.stop().await;
 }

@@ -54,6 +54,16 @@ impl OneTimeTokens for MemoryOneTimeTokens {
         Ok(taken.and_then(|(subject, expires)| (expires > Instant::now()).then_some(subject)))
     }
 
+    async fn peek(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+    ) -> Result<Option<Uuid>, StateError> {
+        let tokens = self.lock();
+        let found = tokens.get(&(purpose, token.as_str().to_owned()));
+        Ok(found.and_then(|(subject, expires)| (*expires > Instant::now()).then_some(*subject)))
+    }
+
     async fn first_sighting(
         &self,
         purpose: TokenPurpose,

@@ -7,6 +7,10 @@
 //! The same store remembers what may be *seen* only once for a while ([`OneTimeTokens::first_sighting`],
 //! a `SET NX` with a time to live): the nonces of signed API requests, so a replayed signature is
 //! refused for as long as its timestamp would be accepted.
+//!
+//! And it remembers, for a while, who wrote recently ([`TokenPurpose::RecentWrite`], read with
+//! [`OneTimeTokens::peek`]), so a member's reads go to the primary database until the read replica
+//! has their write, on whichever instance they land.
 
 mod memory;
 mod redis;
@@ -25,6 +29,8 @@ pub enum TokenPurpose {
     PasswordReset,
     /// A signed API request's signature, remembered so it is accepted once.
     SignatureNonce,
+    /// A user who wrote recently; issued again on every write, so it lasts from the latest one.
+    RecentWrite,
 }
 
 impl TokenPurpose {
@@ -32,6 +38,7 @@ impl TokenPurpose {
         match self {
             Self::PasswordReset => "password-reset",
             Self::SignatureNonce => "signature-nonce",
+            Self::RecentWrite => "recent-write",
         }
     }
 }
@@ -51,6 +58,13 @@ pub trait OneTimeTokens: Send + Sync + 'static {
     /// The subject of `token`, exactly once: a second take, a take after the expiry or a take of an
     /// unknown token is `None`. Concurrent takes of one token give it to one caller only.
     async fn take(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+    ) -> Result<Option<Uuid>, StateError>;
+
+    /// The subject of `token` without taking it: `None` once expired or taken, or if never issued.
+    async fn peek(
         &self,
         purpose: TokenPurpose,
         token: &TokenHash,

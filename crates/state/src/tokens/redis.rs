@@ -1,5 +1,5 @@
 //! Single-use tokens in Redis: one key per token, `token:<purpose>:<hash>`, holding the subject and
-//! expiring with `SET … PX`; taking is `GETDEL`, so two takers can never both get it. A sighting is
+//! expiring with `SET … PX`; taking is `GETDEL`, so two takers can never both get it; peeking is `GET`. A sighting is
 //! `SET … NX PX`: only the first writer of a key gets `OK`.
 
 use std::time::Duration;
@@ -59,6 +59,23 @@ impl OneTimeTokens for RedisOneTimeTokens {
         let subject: Option<String> = self
             .redis
             .query(redis::cmd("GETDEL").arg(self.key(purpose, token)))
+            .await?;
+        subject
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|_| StateError::Corrupt(format!("token subject {raw:?}")))
+            })
+            .transpose()
+    }
+
+    async fn peek(
+        &self,
+        purpose: TokenPurpose,
+        token: &TokenHash,
+    ) -> Result<Option<Uuid>, StateError> {
+        let subject: Option<String> = self
+            .redis
+            .query(redis::cmd("GET").arg(self.key(purpose, token)))
             .await?;
         subject
             .map(|raw| {
