@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 mod jobs;
+mod mixed;
 mod payments;
 mod search;
 mod stats;
@@ -105,6 +106,9 @@ enum Scenario {
     /// `GET /api/v1/admin/stats` one request at a time over a generated history: 28 and 365 days,
     /// one club and every club, beside `GET /health`.
     Stats,
+    /// Members through the whole flow (list, week, hold, my bookings, confirm or cancel), each
+    /// request to the next of the comma-separated `--base-url` instances.
+    Mixed,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,6 +188,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Scenario::Stats = args.scenario {
         return stats::run(&client, &base, &args).await;
+    }
+    if let Scenario::Mixed = args.scenario {
+        return mixed::run(&client, &args).await;
     }
     let (elapsed, histogram, errors) = if let Scenario::Argon2Limit = args.scenario {
         argon2_limit(Duration::from_secs(args.seconds)).await?
