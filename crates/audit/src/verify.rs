@@ -15,6 +15,10 @@
 //! Deleting the newest rows leaves a shorter chain that is sound by itself; the anchors catch it.
 //! Every flush records its final seq and hash in `audit_anchor`, so the newest anchor must be the
 //! chain's head, and every anchor must still match its row.
+//!
+//! The whole walk reads one snapshot (a read-only repeatable-read transaction): flushers keep
+//! appending while a live system is verified, and a flush committed between the walk and the
+//! anchor check would otherwise look like the newest rows had been deleted.
 
 use crate::{
     AuditError,
@@ -22,7 +26,7 @@ use crate::{
     row::{self, COLUMNS},
     to_hash,
 };
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
 /// Rows read per query.
 const PAGE: i64 = 5_000;
@@ -95,6 +99,19 @@ fn is_self_consistent(row: &ChainedEvent) -> bool {
 
 /// Walks the whole chain and checks the anchors (and `expected`, when given).
 pub async fn verify(pool: &PgPool, expected: Option<ExpectedHead>) -> Result<Verdict, AuditError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let verdict = walk(&mut tx, expected).await?;
+    tx.rollback().await?;
+    Ok(verdict)
+}
+
+async fn walk(
+    db: &mut PgConnection,
+    expected: Option<ExpectedHead>,
+) -> Result<Verdict, AuditError> {
     let mut previous: Option<(i64, Hash)> = None;
     let mut rows = 0u64;
     loop {
@@ -104,7 +121,7 @@ pub async fn verify(pool: &PgPool, expected: Option<ExpectedHead>) -> Result<Ver
         ))
         .bind(after)
         .bind(PAGE)
-        .fetch_all(pool)
+        .fetch_all(&mut *db)
         .await?;
         if page.is_empty() {
             break;
@@ -118,18 +135,18 @@ pub async fn verify(pool: &PgPool, expected: Option<ExpectedHead>) -> Result<Ver
                 || !is_self_consistent(&row)
             {
                 return Ok(Verdict::Broken(
-                    diagnose(pool, &row, expected_seq, expected_prev).await?,
+                    diagnose(db, &row, expected_seq, expected_prev).await?,
                 ));
             }
             previous = Some((row.seq, row.hash));
             rows += 1;
         }
     }
-    if let Some(broken) = check_anchors(pool, previous).await? {
+    if let Some(broken) = check_anchors(db, previous).await? {
         return Ok(Verdict::Broken(broken));
     }
     if let Some(expected) = expected
-        && let Some(broken) = check_expected(pool, expected).await?
+        && let Some(broken) = check_expected(db, expected).await?
     {
         return Ok(Verdict::Broken(broken));
     }
@@ -140,7 +157,7 @@ pub async fn verify(pool: &PgPool, expected: Option<ExpectedHead>) -> Result<Ver
 }
 
 async fn diagnose(
-    pool: &PgPool,
+    db: &mut PgConnection,
     row: &ChainedEvent,
     expected_seq: i64,
     expected_prev: Hash,
@@ -162,7 +179,7 @@ async fn diagnose(
         let next: Option<(Vec<u8>,)> =
             sqlx::query_as("SELECT prev_hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 1")
                 .bind(row.seq)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *db)
                 .await?;
         if next.is_some_and(|(prev,)| prev == expected_prev) {
             return Ok(Break {
@@ -183,7 +200,7 @@ async fn diagnose(
     }
     let linked: Option<(i64,)> = sqlx::query_as("SELECT seq FROM audit_log WHERE hash = $1")
         .bind(row.prev_hash.to_vec())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *db)
         .await?;
     Ok(match linked {
         Some((target,)) if target > row.seq => Break {
@@ -222,12 +239,12 @@ async fn diagnose(
 }
 
 async fn check_anchors(
-    pool: &PgPool,
+    db: &mut PgConnection,
     head: Option<(i64, Hash)>,
 ) -> Result<Option<Break>, AuditError> {
     let newest: Option<(i64,)> =
         sqlx::query_as("SELECT seq FROM audit_anchor ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(pool)
+            .fetch_optional(&mut *db)
             .await?;
     let head_seq = head.map_or(0, |(seq, _)| seq);
     if let Some((anchored,)) = newest {
@@ -261,7 +278,7 @@ async fn check_anchors(
         "SELECT a.seq FROM audit_anchor a LEFT JOIN audit_log l USING (seq)
          WHERE l.hash IS DISTINCT FROM a.hash ORDER BY a.seq LIMIT 1",
     )
-    .fetch_optional(pool)
+    .fetch_optional(&mut *db)
     .await?;
     Ok(mismatch.map(|(seq,)| Break {
         seq,
@@ -273,12 +290,12 @@ async fn check_anchors(
 }
 
 async fn check_expected(
-    pool: &PgPool,
+    db: &mut PgConnection,
     expected: ExpectedHead,
 ) -> Result<Option<Break>, AuditError> {
     let found: Option<(Vec<u8>,)> = sqlx::query_as("SELECT hash FROM audit_log WHERE seq = $1")
         .bind(expected.seq)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *db)
         .await?;
     Ok(match found {
         None => Some(Break {

@@ -267,6 +267,44 @@ async fn a_deleted_row_is_named() {
     assert_eq!(broken(&pool).await, (12, Damage::Deleted));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_verified_while_flushes_keep_landing_is_intact_every_time() {
+    let pool = chain_of(20).await;
+    let appending = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let appender = {
+        let (pool, appending) = (pool.clone(), appending.clone());
+        tokio::spawn(async move {
+            let mut flushes = 0;
+            while appending.load(std::sync::atomic::Ordering::Relaxed) {
+                flush::append(&pool, (0..3).map(event).collect())
+                    .await
+                    .unwrap();
+                flushes += 1;
+            }
+            flushes
+        })
+    };
+    // Each walk ends at whatever head its snapshot saw, and the anchors agree with that head. At
+    // least 40 walks, and until ten flushes have landed among them.
+    let mut heads: Vec<i64> = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while heads.len() < 40 || heads.last().unwrap() - heads.first().unwrap() < 30 {
+        assert!(tokio::time::Instant::now() < deadline, "{heads:?}");
+        match verify(&pool, None).await.unwrap() {
+            Verdict::Intact { head, .. } => heads.push(head.unwrap().0),
+            Verdict::Broken(broken) => panic!("a live chain reported broken: {broken:?}"),
+        }
+    }
+    appending.store(false, std::sync::atomic::Ordering::Relaxed);
+    let flushes = appender.await.unwrap();
+    assert!(flushes > 0);
+    assert!(heads.windows(2).all(|w| w[0] <= w[1]), "{heads:?}");
+    assert!(
+        heads.last() > heads.first(),
+        "flushes landed during the walks: {heads:?}"
+    );
+}
+
 #[tokio::test]
 async fn deleting_the_newest_rows_is_caught_by_the_anchor() {
     let pool = chain_of(20).await;

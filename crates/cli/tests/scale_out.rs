@@ -74,12 +74,13 @@ impl Deployment {
         let standby = PgPool::connect(standby_url).await.unwrap();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let replayed: i64 =
+            let replayed: Option<i64> =
                 sqlx::query_scalar("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint")
                     .fetch_one(&standby)
                     .await
                     .unwrap();
-            if replayed >= position {
+            // NULL for a moment after the standby starts.
+            if replayed >= Some(position) {
                 break;
             }
             assert!(tokio::time::Instant::now() < deadline, "the standby lags");
@@ -617,12 +618,14 @@ async fn three_instances_and_two_workers_on_the_cluster_serve_the_member_flow_th
         + COURTS;
     let mut offsets = Vec::new();
     let mut held = HashSet::new();
+    let mut events = Vec::new();
     while offsets.last().copied().unwrap_or(0) < latest {
         let event = watcher.next_event(&court0_channel).await;
         offsets.push(event["offset"].as_u64().unwrap());
         if event["event"] == "slot.held" {
             held.insert(event["start"].as_str().unwrap().to_owned());
         }
+        events.push(event);
     }
     // A channel's first offset is seeded from the clock; from there each event is the next one.
     assert_eq!(
@@ -630,16 +633,30 @@ async fn three_instances_and_two_workers_on_the_cluster_serve_the_member_flow_th
         "nothing happened on the court before the watcher came"
     );
     let first = offsets[0];
-    assert_eq!(offsets, (first..=latest).collect::<Vec<_>>());
+    assert_eq!(
+        offsets,
+        (first..=latest).collect::<Vec<_>>(),
+        "contiguous offsets up to {latest}: {events:#?}"
+    );
     assert_eq!(
         held.len(),
         court0_holds,
-        "one slot.held per hold of the court"
+        "one slot.held per hold of the court: {events:#?}"
     );
 
     // The audit chain holds together, and the survivors stop cleanly.
-    let verified = deployment.command(&["audit", "verify"]).status().unwrap();
-    assert!(verified.success(), "audit verify");
+    let verified = deployment
+        .command(&["audit", "verify"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
     for mut child in [
         servers.swap_remove(2),
         servers.swap_remove(0),

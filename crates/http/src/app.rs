@@ -234,6 +234,7 @@ impl App {
                     let _ = periodic_stopped.await;
                 }))
             });
+        let reads = self.state.bookings.reads().clone();
         let served = self.serve(shutdown).await;
         let _ = periodic_stop.send(());
         if let Ok(periodic) = periodic {
@@ -257,6 +258,7 @@ impl App {
         if let Err(err) = flusher.await {
             tracing::error!(error = %err, "the audit flusher stopped abnormally");
         }
+        reads.close().await;
         served
     }
 

@@ -52,6 +52,8 @@ impl Instances {
 struct Client {
     token: String,
     facility: String,
+    /// The next of the facility's slots to hold, kept from the warm-up into the measurement.
+    next_slot: std::sync::atomic::AtomicI64,
 }
 
 pub async fn run(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
@@ -72,6 +74,7 @@ pub async fn run(client: &reqwest::Client, args: &Args) -> anyhow::Result<()> {
         clients.push(Client {
             token: member(client, &first, "mixed").await?,
             facility,
+            next_slot: std::sync::atomic::AtomicI64::new(0),
         });
     }
     let instances = Arc::new(Instances {
@@ -187,11 +190,10 @@ async fn member_rounds(
         "/api/v1/facilities/{}/availability?from={week_from}&to={week_to}",
         me.facility
     );
-    let mut k = 0i64;
     while Instant::now() < deadline {
+        let k = me.next_slot.fetch_add(1, Ordering::Relaxed);
         let start = from + chrono::Duration::minutes(5 * k);
         let end = start + chrono::Duration::minutes(5);
-        k += 1;
         let mut record = |step: &'static str, sent: Instant, ok: bool| {
             if let Some((histogram, errors)) = totals.get_mut(step) {
                 let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);

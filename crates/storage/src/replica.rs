@@ -1,11 +1,11 @@
 //! The read replica: where heavy reads go while it keeps up, and how far behind it is.
 //!
 //! A [`Reads`] holds the primary pool and, when `DATABASE_REPLICA_URL` is set, a pool on a
-//! streaming standby. A probe compares the two once a second: it records the primary's WAL
+//! streaming standby. A probe compares the two once a second: it records the primary's flushed WAL
 //! position with the time it was read, then asks the standby how far it has replayed. The lag is
-//! the age of the newest primary position the standby has replayed past, so it measures what the
-//! standby is missing, not the standby's clock or how long ago the primary last wrote (an idle
-//! primary and a caught-up standby lag by nothing). While the lag is within the limit
+//! how long ago the primary was where the standby is now (interpolated between the two recorded
+//! positions around it), so it measures what the standby is missing, not the standby's clock or
+//! how long ago the primary last wrote (an idle primary and a caught-up standby lag by nothing). While the lag is within the limit
 //! ([`Reads::pool`]) readers get the standby; when it lags more, is unreachable, or turns out not to
 //! be a standby at all (a promoted old replica would serve a diverging history), they get the
 //! primary until it is back.
@@ -174,7 +174,7 @@ impl Reads {
         (replayed? >= position.0).then_some(conn)
     }
 
-    /// Closes both pools.
+    /// Closes the standby's pool; the primary's belongs to whoever opened it.
     pub async fn close(&self) {
         if let Some(replica) = &self.replica {
             replica.pool.close().await;
@@ -248,7 +248,13 @@ async fn current_position(pool: &PgPool) -> Result<Lsn, sqlx::Error> {
 
 async fn probe_once(primary: &PgPool, replica: &Replica, history: &mut History) -> ReplicaHealth {
     let read_at = Instant::now();
-    let position = match current_position(primary).await {
+    // Flushed, not inserted: the standby can only have what the primary has written out, and a
+    // commit with `synchronous_commit = off` is flushed within the WAL writer's delay.
+    let flushed = sqlx::query_scalar("SELECT (pg_current_wal_flush_lsn() - '0/0'::pg_lsn)::bigint")
+        .fetch_one(primary)
+        .await
+        .map(Lsn);
+    let position = match flushed {
         Ok(position) => position,
         // Without the primary's position nothing can be measured; the standby keeps its last
         // verdict (and the primary's own outage is `/ready`'s to report).
@@ -299,16 +305,36 @@ impl History {
         }
     }
 
-    /// How stale a standby that has replayed up to `replayed` is: the age of the newest recorded
-    /// primary position at or before it. Older than every sample means at least the oldest's age.
+    /// How stale a standby that has replayed up to `replayed` is: how long ago the primary was at
+    /// that position. Between two recorded positions the instant is interpolated (the primary
+    /// wrote at some rate between them), which errs by less than a probe interval; at or past the
+    /// newest, only the moment since it was read; behind every sample, at least the oldest's age.
     fn lag(&self, replayed: Lsn, now: Instant) -> Duration {
-        let newest_replayed = self
-            .samples
-            .iter()
-            .rev()
-            .find(|(_, position)| *position <= replayed)
-            .or(self.samples.front());
-        newest_replayed.map_or(Duration::ZERO, |(t, _)| now.duration_since(*t))
+        let Some(&(newest_at, newest)) = self.samples.back() else {
+            return Duration::ZERO;
+        };
+        if replayed >= newest {
+            return now.saturating_duration_since(newest_at);
+        }
+        let after = self.samples.iter().position(|(_, p)| *p > replayed);
+        match after {
+            Some(i) if i > 0 => {
+                let (t0, l0) = self.samples[i - 1];
+                let (t1, l1) = self.samples[i];
+                let span = (l1.0 - l0.0) as f64;
+                let share = if span > 0.0 {
+                    (replayed.0 - l0.0) as f64 / span
+                } else {
+                    0.0
+                };
+                let at = t0 + t1.duration_since(t0).mul_f64(share.clamp(0.0, 1.0));
+                now.saturating_duration_since(at)
+            }
+            _ => self
+                .samples
+                .front()
+                .map_or(Duration::ZERO, |(t, _)| now.saturating_duration_since(*t)),
+        }
     }
 }
 
@@ -328,10 +354,13 @@ mod tests {
         );
         let lag = history.lag(Lsn(250), start + Duration::from_secs(1));
         assert_eq!(lag, Duration::ZERO);
+        // Replayed exactly to the newest position, read a moment before.
+        let lag = history.lag(Lsn(200), start + Duration::from_millis(1010));
+        assert_eq!(lag, Duration::from_millis(10));
     }
 
     #[test]
-    fn the_lag_is_the_age_of_the_newest_position_replayed() {
+    fn the_lag_is_how_long_ago_the_primary_was_where_the_standby_is() {
         let start = Instant::now();
         let mut history = History::default();
         for (s, lsn) in [(0, 100), (1, 200), (2, 300), (3, 400)] {
@@ -342,8 +371,10 @@ mod tests {
             );
         }
         let now = start + Duration::from_secs(3);
-        assert_eq!(history.lag(Lsn(250), now), Duration::from_secs(2));
+        // Halfway from 200 (at 1 s) to 300 (at 2 s): the primary was there at 1.5 s.
+        assert_eq!(history.lag(Lsn(250), now), Duration::from_millis(1500));
         assert_eq!(history.lag(Lsn(100), now), Duration::from_secs(3));
+        assert_eq!(history.lag(Lsn(400), now), Duration::ZERO);
         // Behind every sample kept: at least as old as the oldest.
         assert_eq!(history.lag(Lsn(50), now), Duration::from_secs(3));
     }

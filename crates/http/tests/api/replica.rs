@@ -59,12 +59,13 @@ impl Standby {
             Duration::from_secs(30),
             "the standby to catch up",
             || async {
-                let replayed: i64 =
+                let replayed: Option<i64> =
                     sqlx::query_scalar("SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::bigint")
                         .fetch_one(&standby)
                         .await
                         .unwrap();
-                (replayed >= position).then_some(())
+                // NULL for a moment after the standby starts.
+                (replayed >= Some(position)).then_some(())
             },
         )
         .await;
