@@ -118,6 +118,20 @@ impl Deployment {
     }
 }
 
+/// Processes of the test, killed when it ends however it ends, so a failing run leaves none behind.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
 fn signal(child: &Child, signal: Signal) {
     kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
 }
@@ -261,17 +275,21 @@ async fn three_instances_and_two_workers_on_the_cluster_serve_the_member_flow_th
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let mut servers: Vec<Child> = ports
-        .iter()
-        .map(|port| {
-            let mut serve = deployment.command(&["serve"]);
-            serve.env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"));
-            serve.spawn().unwrap()
-        })
-        .collect();
-    let mut workers: Vec<Child> = (0..2)
-        .map(|_| deployment.command(&["worker"]).spawn().unwrap())
-        .collect();
+    let mut servers = Children(
+        ports
+            .iter()
+            .map(|port| {
+                let mut serve = deployment.command(&["serve"]);
+                serve.env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"));
+                serve.spawn().unwrap()
+            })
+            .collect(),
+    );
+    let mut workers = Children(
+        (0..2)
+            .map(|_| deployment.command(&["worker"]).spawn().unwrap())
+            .collect(),
+    );
     for base in &bases {
         wait_healthy(base).await;
         wait_replica_healthy(base).await;
@@ -459,10 +477,10 @@ async fn three_instances_and_two_workers_on_the_cluster_serve_the_member_flow_th
     while lb.next.load(Ordering::Relaxed) < baseline + 20 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    signal(&servers[1], Signal::SIGKILL);
-    servers[1].wait().unwrap();
-    signal(&workers[0], Signal::SIGKILL);
-    workers[0].wait().unwrap();
+    signal(&servers.0[1], Signal::SIGKILL);
+    servers.0[1].wait().unwrap();
+    signal(&workers.0[0], Signal::SIGKILL);
+    workers.0[0].wait().unwrap();
     let answered: usize = futures::future::join_all(readers)
         .await
         .into_iter()
@@ -657,12 +675,11 @@ async fn three_instances_and_two_workers_on_the_cluster_serve_the_member_flow_th
         String::from_utf8_lossy(&verified.stdout),
         String::from_utf8_lossy(&verified.stderr)
     );
-    for mut child in [
-        servers.swap_remove(2),
-        servers.swap_remove(0),
-        workers.swap_remove(1),
-    ] {
-        signal(&child, Signal::SIGTERM);
+    let [first, _, third] = &mut servers.0[..] else {
+        unreachable!("three instances")
+    };
+    for child in [first, third, &mut workers.0[1]] {
+        signal(child, Signal::SIGTERM);
         assert!(child.wait().unwrap().success());
     }
 }

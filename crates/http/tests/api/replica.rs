@@ -91,9 +91,9 @@ fn sharing(other: &TestApp) -> Setup {
     }
 }
 
-/// A server on a fresh database with the standby as its replica, once the standby has the
-/// database and reports healthy.
-async fn spawn_on_standby(standby: &Standby, max_lag_seconds: u64) -> TestApp {
+/// A server set up as `base` on a fresh database with the standby as its replica, once the
+/// standby has the database and reports healthy.
+async fn spawn_on_standby(standby: &Standby, max_lag_seconds: u64, base: Setup) -> TestApp {
     let database_url = crate::helpers::fresh_database().await;
     // The standby must have the migrated database before anything reads it.
     let primary = PgPool::connect(&database_url).await.unwrap();
@@ -101,7 +101,7 @@ async fn spawn_on_standby(standby: &Standby, max_lag_seconds: u64) -> TestApp {
     primary.close().await;
     let setup = Setup {
         database_url: Some(database_url.clone()),
-        ..Setup::default()
+        ..base
     };
     let app = spawn(standby.url_of(&database_url), max_lag_seconds, setup).await;
     replica_state(&app, "healthy").await;
@@ -148,7 +148,7 @@ const ROUTED_TO_PRIMARY: &str = r#"clubpulse_db_replica_routed_reads_total{targe
 async fn reads_come_from_the_replica_but_a_writer_reads_their_own_writes_on_any_instance() {
     let standby = Standby::new();
     standby.resume().await;
-    let a = spawn_on_standby(&standby, 60).await;
+    let a = spawn_on_standby(&standby, 60, Setup::default()).await;
     let b = spawn(standby.url_of(&a.database_url), 60, sharing(&a)).await;
     replica_state(&b, "healthy").await;
     let admin = a.user(Role::Admin).await;
@@ -223,7 +223,7 @@ async fn reads_come_from_the_replica_but_a_writer_reads_their_own_writes_on_any_
 async fn a_replica_further_behind_than_the_limit_is_skipped_until_it_catches_up() {
     let standby = Standby::new();
     standby.resume().await;
-    let app = spawn_on_standby(&standby, 1).await;
+    let app = spawn_on_standby(&standby, 1, Setup::default()).await;
     let admin = app.user(Role::Admin).await;
     assert_eq!(
         metric(&app, "clubpulse_db_replica_healthy").await,
@@ -259,6 +259,41 @@ async fn a_replica_further_behind_than_the_limit_is_skipped_until_it_catches_up(
         metric(&app, ROUTED_TO_REPLICA).await > before,
         "back on the replica"
     );
+}
+
+#[tokio::test]
+async fn search_reads_the_replica_so_a_facility_indexed_while_it_is_paused_is_found_once_it_replays()
+ {
+    let standby = Standby::new();
+    standby.resume().await;
+    let app = spawn_on_standby(&standby, 60, crate::helpers::with_search()).await;
+    let admin = app.user(Role::Admin).await;
+    standby.pause().await;
+    let court = app
+        .facility(
+            &admin,
+            "Europe/Madrid",
+            json!({"name": "Pista Azul", "description": "Pista de pádel con cristal panorámico."}),
+        )
+        .await;
+    // Indexed on the primary by the job its creation queued.
+    app.drain_jobs(Duration::from_secs(30)).await;
+    let indexed: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM facilities WHERE search_indexed_at IS NOT NULL")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(indexed, 1);
+
+    let found = crate::search::search(&app, "pádel cristal").await;
+    assert!(
+        found.iter().all(|r| r["facility"]["id"] != court["id"]),
+        "the paused replica has no index entry yet: {found:?}"
+    );
+    standby.resume().await;
+    standby.catch_up(&app.db).await;
+    let found = crate::search::search(&app, "pádel cristal").await;
+    assert_eq!(found[0]["facility"]["id"], court["id"], "{found:?}");
 }
 
 #[tokio::test]

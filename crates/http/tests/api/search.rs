@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_problem, with_search};
 
-async fn search(app: &TestApp, q: &str) -> Vec<Value> {
+/// The results of an anonymous search for `q`.
+pub(crate) async fn search(app: &TestApp, q: &str) -> Vec<Value> {
     let response = app
         .client
         .get(app.url("/api/v1/search/facilities"))
