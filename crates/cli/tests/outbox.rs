@@ -16,10 +16,7 @@ use std::{
     time::Duration,
 };
 
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -29,6 +26,7 @@ mod support;
 #[allow(dead_code)] // The API tests use all of it; this one part of it.
 mod ws_client;
 
+use support::{madrid, signal};
 use ws_client::WsClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
@@ -65,32 +63,6 @@ impl World {
     }
 }
 
-fn signal(child: &Child, signal: Signal) {
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
-}
-
-async fn wait_ready(base: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !matches!(reqwest::get(format!("{base}/health")).await, Ok(r) if r.status() == 200) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// An RFC 3339 instant `days` days from now, at `hour`:00 in Madrid.
-fn madrid(days: i64, hour: u32) -> String {
-    use chrono::TimeZone as _;
-    let tz = chrono_tz::Europe::Madrid;
-    let date = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(days);
-    tz.from_local_datetime(&date.and_hms_opt(hour, 0, 0).unwrap())
-        .earliest()
-        .unwrap()
-        .to_rfc3339()
-}
-
 /// A running `clubpulse serve` (with `env` on top of the world's) on a fresh database, with an
 /// admin and one court of a Madrid club created through its API.
 struct Deployment {
@@ -118,7 +90,7 @@ impl Deployment {
             serve.env(name, value);
         }
         let server = serve.spawn().unwrap();
-        wait_ready(&base).await;
+        support::wait_healthy(&base, WAIT).await;
         let status = world
             .command(&[
                 "user",
@@ -373,7 +345,7 @@ async fn another_instance(world: &World) -> (Child, String) {
         .env("CLUBPULSE_ADDR", format!("127.0.0.1:{port}"))
         .spawn()
         .unwrap();
-    wait_ready(&base).await;
+    support::wait_healthy(&base, WAIT).await;
     (server, base)
 }
 

@@ -17,10 +17,7 @@ use std::{
     time::Duration,
 };
 
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -30,6 +27,7 @@ mod support;
 #[allow(dead_code)] // The API tests use all of it; this one part of it.
 mod ws_client;
 
+use support::signal;
 use ws_client::WsClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_clubpulse");
@@ -132,10 +130,6 @@ impl Drop for Children {
     }
 }
 
-fn signal(child: &Child, signal: Signal) {
-    kill(Pid::from_raw(i32::try_from(child.id()).unwrap()), signal).unwrap();
-}
-
 /// A load balancer in front of the instances: each request goes to the next live instance in
 /// turn; an instance that refuses the connection is taken out and the request goes to the next
 /// (a write only when it never reached the instance).
@@ -216,17 +210,6 @@ impl Balancer {
     }
 }
 
-async fn wait_healthy(base: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !matches!(reqwest::get(format!("{base}/health")).await, Ok(r) if r.status() == 200) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "serve never answered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until `/ready` of `base` reports the replica healthy.
 async fn wait_replica_healthy(base: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -247,16 +230,7 @@ async fn wait_replica_healthy(base: &str) {
 
 /// `[start, end)` as RFC 3339: `days` from now at `hour`:00 in Madrid, one hour long.
 fn madrid(days: i64, hour: u32) -> (String, String) {
-    use chrono::TimeZone as _;
-    let tz = chrono_tz::Europe::Madrid;
-    let date = chrono::Utc::now().with_timezone(&tz).date_naive() + chrono::Duration::days(days);
-    let at = |h: u32| {
-        tz.from_local_datetime(&date.and_hms_opt(h, 0, 0).unwrap())
-            .earliest()
-            .unwrap()
-            .to_rfc3339()
-    };
-    (at(hour), at(hour + 1))
+    (support::madrid(days, hour), support::madrid(days, hour + 1))
 }
 
 fn id(value: &Value) -> String {
@@ -291,7 +265,7 @@ async fn three_instances_and_two_workers_on_the_cluster_serve_the_member_flow_th
             .collect(),
     );
     for base in &bases {
-        wait_healthy(base).await;
+        support::wait_healthy(base, WAIT).await;
         wait_replica_healthy(base).await;
     }
     let status = deployment

@@ -7,7 +7,7 @@ use clubpulse_domain::{BookingEventKind, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Setup, TestApp, assert_problem, local};
+use crate::helpers::{Setup, TestApp, assert_problem, each, local, urlencode};
 
 const MADRID: &str = "Europe/Madrid";
 
@@ -543,8 +543,8 @@ async fn availability_follows_every_write_in_process() {
     let path = format!(
         "/api/v1/facilities/{}/availability?from={}&to={}",
         court["id"].as_str().unwrap(),
-        urlenc(&slot),
-        urlenc(&local(MADRID, 1, 18, 30))
+        urlencode(&slot),
+        urlencode(&local(MADRID, 1, 18, 30))
     );
     let state = |body: Value| body["slots"][0]["state"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -591,8 +591,8 @@ async fn availability_follows_every_write_on_both_instances() {
     let path = format!(
         "/api/v1/facilities/{}/availability?from={}&to={}",
         court["id"].as_str().unwrap(),
-        urlenc(&start),
-        urlenc(&end)
+        urlencode(&start),
+        urlencode(&end)
     );
     let state_at = |body: &Value, at: &str| -> String {
         let at: chrono::DateTime<chrono::Utc> = at.parse().unwrap();
@@ -663,8 +663,8 @@ async fn availability_follows_every_write_on_both_instances() {
             &format!(
                 "/api/v1/availability?facility_ids={}&from={}&to={}",
                 court["id"].as_str().unwrap(),
-                urlenc(&start),
-                urlenc(&end)
+                urlencode(&start),
+                urlencode(&end)
             ),
             None,
         )
@@ -677,10 +677,6 @@ async fn availability_follows_every_write_on_both_instances() {
         batch[0]["slots"],
         b.get(&path, None).await.json::<Value>().await.unwrap()["slots"]
     );
-}
-
-fn urlenc(s: &str) -> String {
-    s.replace('+', "%2B").replace(':', "%3A")
 }
 
 #[tokio::test]
@@ -749,13 +745,11 @@ async fn a_weekly_series_keeps_its_local_time_across_a_dst_change() {
         .json()
         .await
         .unwrap();
-    let statuses: Vec<&str> = result["occurrences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["status"].as_str().unwrap())
-        .collect();
-    assert_eq!(statuses, ["held", "refused"], "{result}");
+    assert_eq!(
+        each(&result["occurrences"], "status"),
+        ["held", "refused"],
+        "{result}"
+    );
     assert_eq!(result["occurrences"][1]["code"], "slot_unavailable");
     assert!(
         !result["occurrences"][1]["alternatives"]
@@ -777,8 +771,8 @@ async fn the_grid_on_a_dst_day_has_one_slot_fewer() {
         format!(
             "/api/v1/facilities/{}/availability?from={}&to={}",
             court["id"].as_str().unwrap(),
-            urlenc(from),
-            urlenc(to)
+            urlencode(from),
+            urlencode(to)
         )
     };
 

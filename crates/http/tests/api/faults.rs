@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use tokio::{process::Command, time::Instant};
 use uuid::Uuid;
 
-use crate::helpers::{Setup, TestApp, TestUser, local};
+use crate::helpers::{Setup, TestApp, TestUser, local, urlencode};
 
 /// The longest any phase of a test may take before it fails.
 const PHASE: Duration = Duration::from_secs(60);
@@ -413,10 +413,6 @@ fn merge(into: &Mutex<Seen>, from: Seen) {
     seen.accepted.extend(from.accepted);
     seen.reads_failed += from.reads_failed;
     seen.broken.extend(from.broken);
-}
-
-fn urlencode(value: &str) -> String {
-    value.replace('+', "%2B").replace(':', "%3A")
 }
 
 /// Polls `path` until it answers `status`, within [`PHASE`]; returns the last answer's body.

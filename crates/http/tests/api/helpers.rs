@@ -521,6 +521,20 @@ pub async fn receive_until(
     }
 }
 
+/// A timestamp (or any value) made safe for a query string: `+` and `:` escaped.
+pub fn urlencode(value: &str) -> String {
+    value.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// The string `field` of every element of the array `list`.
+pub fn each<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
 /// A counter or gauge of `/metrics` with exactly these labels, 0 when absent.
 pub async fn metric(app: &TestApp, series: &str) -> f64 {
     let text = app.get("/metrics", None).await.text().await.unwrap();

@@ -9,7 +9,7 @@ use clubpulse_mail::sink::SmtpSink;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Setup, TestApp, local};
+use crate::helpers::{Setup, TestApp, local, urlencode};
 
 const MADRID: &str = "Europe/Madrid";
 const WAIT: Duration = Duration::from_secs(15);
@@ -19,10 +19,6 @@ fn with_smtp(sink: &SmtpSink) -> Setup {
     setup.config.mail.smtp_url = Some(Secret::new(sink.url()));
     setup.config.mail.from = "Club Pulse <no-reply@clubpulse.test>".to_owned();
     setup
-}
-
-fn urlenc(raw: &str) -> String {
-    raw.replace('+', "%2B")
 }
 
 /// Polls a slot's state until it is `want`, failing after [`WAIT`] with the last state seen.
@@ -62,8 +58,8 @@ async fn a_request_that_dies_right_after_its_commit_loses_none_of_its_side_effec
     let path = format!(
         "/api/v1/facilities/{}/availability?from={}&to={}",
         court["id"].as_str().unwrap(),
-        urlenc(&start),
-        urlenc(&end)
+        urlencode(&start),
+        urlencode(&end)
     );
     // The day is now cached with the slot free: only an invalidation can show the hold.
     wait_for_state(&app, &path, "free").await;

@@ -8,7 +8,7 @@ use clubpulse_domain::Role;
 use serde_json::{Value, json};
 use sqlx::{Connection as _, PgConnection, PgPool};
 
-use crate::helpers::{Setup, TestApp, TestUser, eventually, local, metric};
+use crate::helpers::{Setup, TestApp, TestUser, each, eventually, local, metric, urlencode};
 
 /// The standby the test command runs, through its `postgres` database.
 struct Standby {
@@ -202,13 +202,7 @@ async fn reads_come_from_the_replica_but_a_writer_reads_their_own_writes_on_any_
         .json()
         .await
         .unwrap();
-    let states: Vec<&str> = week["slots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states, ["held", "held"], "{week}");
+    assert_eq!(each(&week["slots"], "state"), ["held", "held"], "{week}");
 
     // Replaying again, the replica has it all, and anonymous reads still come from it.
     standby.resume().await;
@@ -343,8 +337,4 @@ async fn without_a_replica_readiness_says_nothing_about_one() {
     assert_eq!(ready["status"], "ready");
     assert!(ready.get("replica").is_none(), "{ready}");
     assert_eq!(metric(&app, ROUTED_TO_REPLICA).await, 0.0);
-}
-
-fn urlencode(value: &str) -> String {
-    value.replace('+', "%2B").replace(':', "%3A")
 }

@@ -29,6 +29,19 @@ impl RedisOneTimeTokens {
     }
 }
 
+impl RedisOneTimeTokens {
+    /// The subject a `GET`-like command answers with, if any.
+    async fn subject(&self, command: &redis::Cmd) -> Result<Option<Uuid>, StateError> {
+        let subject: Option<String> = self.redis.query(command).await?;
+        subject
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|_| StateError::Corrupt(format!("token subject {raw:?}")))
+            })
+            .transpose()
+    }
+}
+
 #[async_trait]
 impl OneTimeTokens for RedisOneTimeTokens {
     async fn issue(
@@ -56,16 +69,8 @@ impl OneTimeTokens for RedisOneTimeTokens {
         purpose: TokenPurpose,
         token: &TokenHash,
     ) -> Result<Option<Uuid>, StateError> {
-        let subject: Option<String> = self
-            .redis
-            .query(redis::cmd("GETDEL").arg(self.key(purpose, token)))
-            .await?;
-        subject
-            .map(|raw| {
-                raw.parse()
-                    .map_err(|_| StateError::Corrupt(format!("token subject {raw:?}")))
-            })
-            .transpose()
+        self.subject(redis::cmd("GETDEL").arg(self.key(purpose, token)))
+            .await
     }
 
     async fn peek(
@@ -73,16 +78,8 @@ impl OneTimeTokens for RedisOneTimeTokens {
         purpose: TokenPurpose,
         token: &TokenHash,
     ) -> Result<Option<Uuid>, StateError> {
-        let subject: Option<String> = self
-            .redis
-            .query(redis::cmd("GET").arg(self.key(purpose, token)))
-            .await?;
-        subject
-            .map(|raw| {
-                raw.parse()
-                    .map_err(|_| StateError::Corrupt(format!("token subject {raw:?}")))
-            })
-            .transpose()
+        self.subject(redis::cmd("GET").arg(self.key(purpose, token)))
+            .await
     }
 
     async fn first_sighting(
