@@ -37,7 +37,10 @@ fn compose_value<'a>(compose: &'a str, key: &str) -> &'a str {
 /// The proxy configuration the compose file hands nginx (`configs.proxy_conf.content`), with
 /// Compose's `$$` escapes undone.
 fn compose_proxy_conf(compose: &str) -> String {
-    let mut lines = compose.lines().skip_while(|l| l.trim() != "content: |");
+    let mut lines = compose
+        .lines()
+        .skip_while(|l| l.trim() != "proxy_conf:")
+        .skip_while(|l| l.trim() != "content: |");
     assert!(
         lines.next().is_some(),
         "docker-compose.yml has no proxy_conf content"
