@@ -63,9 +63,13 @@ struct Args {
     #[command(flatten)]
     stats: stats::StatsArgs,
     /// PostgreSQL, for the `recall` scenario (and for `payments`, to let the outbox drain between
-    /// phases).
+    /// phases, and for `holds --history`).
     #[arg(long, default_value = "")]
     database_url: String,
+    /// For `holds`: past confirmed bookings given to every member before the clock starts (written
+    /// in SQL on `--database-url`), so a hold is measured for members with long histories.
+    #[arg(long, default_value_t = 0)]
+    history: u32,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Serialize)]
@@ -586,7 +590,64 @@ async fn prepare_bookings(
             queries: None,
         });
     }
+    if args.history > 0 {
+        give_history(client, base, &args.database_url, &requests, args.history).await?;
+    }
     Ok(requests)
+}
+
+/// Gives every holds client's member `each` confirmed five-minute bookings of their facility in
+/// 2020, written directly (triggers off, so no outbox events or rollups are owed for them), then
+/// refreshes the planner's statistics.
+async fn give_history(
+    client: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    requests: &[Request],
+    each: u32,
+) -> anyhow::Result<()> {
+    let db = sqlx::PgPool::connect(database_url)
+        .await
+        .context("--history needs --database-url")?;
+    for request in requests {
+        let token = request.token.as_deref().context("a member's token")?;
+        let me: Value = client
+            .get(format!("{base}/api/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let user: uuid::Uuid = me["id"].as_str().context("no user id")?.parse()?;
+        let facility: uuid::Uuid = request
+            .sequence
+            .as_ref()
+            .context("a facility")?
+            .facility_id
+            .parse()?;
+        let mut tx = db.begin().await?;
+        sqlx::query("SET LOCAL session_replication_role = replica")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO bookings (id, facility_id, user_id, status, during, blocks, price_cents,
+                                   currency, created_at, confirmed_at)
+             SELECT gen_random_uuid(), $1, $2, 'confirmed', tstzrange(t, t + interval '5 minutes', '[)'),
+                    tstzrange(t, t + interval '5 minutes', '[)'), 0, 'EUR',
+                    t - interval '3 days', t - interval '3 days'
+             FROM (SELECT timestamptz '2020-01-01' + g * interval '5 minutes' AS t
+                   FROM generate_series(1, $3) AS g) AS s",
+        )
+        .bind(facility)
+        .bind(user)
+        .bind(i64::from(each))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+    }
+    sqlx::query("ANALYZE bookings").execute(&db).await?;
+    db.close().await;
+    Ok(())
 }
 
 #[derive(Debug, Serialize)]
