@@ -2,6 +2,10 @@
 //! moment of the answer (checked against PostgreSQL in the same request, buffers included): first
 //! the nearest free times of the same length at the same facility, then the same time at the club's
 //! other facilities of the same sport, the more popular at that hour first.
+//!
+//! The losers of one contested slot ask the same question at the same moment: [`for_conflict`]
+//! has them share one computation while it runs (single flight, nothing kept afterwards, so every
+//! answer is still computed after its own conflict began).
 
 use chrono::{DateTime, Duration, Utc};
 use clubpulse_domain::{BookingWindow, TimeRange};
@@ -43,6 +47,29 @@ fn is_free(
 
 fn buffer(ctx: &FacilityContext) -> Duration {
     Duration::minutes(i64::from(ctx.facility.buffer_minutes))
+}
+
+/// Computations of alternatives in flight, by facility and range.
+pub(crate) type InFlight =
+    clubpulse_cache::Flights<(Uuid, DateTime<Utc>, DateTime<Utc>), Vec<Alternative>>;
+
+/// [`find`] for a hold that lost `range`, shared with the other losers of the same range whose
+/// answer is being computed now.
+pub async fn for_conflict(
+    app: &Bookings,
+    ctx: &FacilityContext,
+    range: &TimeRange,
+) -> Result<Vec<Alternative>> {
+    let key = (ctx.facility.id, range.start(), range.end());
+    let found = app
+        .inner
+        .alternatives
+        .share(key, || async {
+            metrics::counter!("clubpulse_booking_alternatives_computed_total").increment(1);
+            find(app, ctx, range).await
+        })
+        .await?;
+    Ok(found.as_ref().clone())
 }
 
 /// Up to [`MAX`] free alternatives to `range` at `ctx`'s facility.

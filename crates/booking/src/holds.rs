@@ -116,7 +116,7 @@ impl Bookings {
             Err(HoldError::SlotUnavailable) => {
                 self.record_conflict(ctx, &range).await;
                 Err(BookingError::SlotUnavailable {
-                    alternatives: alternatives::find(self, ctx, &range).await?,
+                    alternatives: alternatives::for_conflict(self, ctx, &range).await?,
                 })
             }
             Err(HoldError::TooManyHolds) => Err(BookingError::conflict(

@@ -89,6 +89,8 @@ struct Inner {
     provider: Arc<dyn clubpulse_payments::PaymentProvider>,
     caches: Caches,
     contexts: Contexts,
+    /// Alternatives being computed for a conflict, shared by its concurrent losers.
+    alternatives: alternatives::InFlight,
     #[cfg(feature = "testing")]
     faults: testing::Faults,
 }
@@ -110,6 +112,7 @@ impl Bookings {
             inner: Arc::new(Inner {
                 caches,
                 contexts,
+                alternatives: alternatives::InFlight::default(),
                 db,
                 reads,
                 state,

@@ -22,6 +22,9 @@
 //!   misses, `clubpulse_cache_entries{cache}` the entries kept, and
 //!   `clubpulse_cache_invalidations_total{cache}` the invalidations that reached each cache.
 //!
+//! [`Flights`] is single flight without a cache: callers asking for one key while its computation
+//! runs share its answer, and nothing is kept afterwards.
+//!
 //! Keys are text. A cache named `facility` keeps `<id>` under the full key `facility:<id>`; the
 //! prefix `facility:` invalidates all of it, `facility:<id>` one entry, and the empty prefix every
 //! cache.
@@ -38,6 +41,9 @@ use std::{
     time::Duration,
 };
 
+mod flight;
+
+pub use flight::Flights;
 use lru::LruCache;
 use sqlx::{
     PgExecutor, PgPool,

@@ -662,6 +662,8 @@ struct ContentionReport {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
+    /// Every answer of the burst over the time until the last one came.
+    answers_per_s: f64,
 }
 
 /// Every client asks at the same moment for one of 20 half-hour slots of one facility.
@@ -724,11 +726,12 @@ async fn contention(client: &reqwest::Client, base: &str, args: &Args) -> anyhow
         p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
         max_ms: histogram.max() as f64 / 1000.0,
+        answers_per_s: args.concurrency as f64 / (histogram.max() as f64 / 1e6),
     };
     println!("{}", serde_json::to_string(&report)?);
     if args.markdown {
         println!(
-            "| contention | {} clients, {} slots | won {} | lost with alternatives {} | lost without {} | other {} | p50 {:.2} ms | p99 {:.2} ms |",
+            "| contention | {} clients, {} slots | won {} | lost with alternatives {} | lost without {} | other {} | p50 {:.2} ms | p99 {:.2} ms | {:.0} answers/s |",
             report.clients,
             report.slots,
             report.won,
@@ -736,7 +739,8 @@ async fn contention(client: &reqwest::Client, base: &str, args: &Args) -> anyhow
             report.lost_without_alternatives,
             report.other,
             report.p50_ms,
-            report.p99_ms
+            report.p99_ms,
+            report.answers_per_s
         );
     }
     if won as usize > SLOTS || other > 0 {

@@ -364,6 +364,9 @@ async fn cascade(backend: Backend) {
         channel == format!("user:{}", b.id) && p["notification"]["kind"] == "waitlist.offer"
     })
     .await;
+    // Published before the relay's commit (so a failed publish retries the batch): the stored
+    // notification is there once the outbox has drained.
+    app.drain_outbox().await;
     let stored = notifications(&app, &b).await;
     let offer_note = stored
         .iter()
