@@ -423,12 +423,7 @@ async fn a_booking_cancelled_before_its_confirmation_mail_goes_out_gets_only_the
     }
     assert!(sink.messages().is_empty(), "nothing runs the jobs yet");
 
-    let worker = TestApp::spawn_with(Setup {
-        database_url: Some(web.database_url.clone()),
-        redis_prefix: Some(web.redis_prefix.clone()),
-        ..with_smtp(&sink, Backend::Redis)
-    })
-    .await;
+    let worker = TestApp::spawn_with(web.beside(with_smtp(&sink, Backend::Redis))).await;
     worker.drain_jobs(MAIL_WAIT).await;
 
     // No calendar entry for a booking that no longer exists: the cancellation alone.

@@ -210,12 +210,7 @@ async fn another_members_booking_is_not_found_on_every_route() {
 #[tokio::test]
 async fn hundreds_of_clashing_requests_over_two_instances_leave_no_overlap() {
     let a = TestApp::spawn().await;
-    let b = TestApp::spawn_with(Setup {
-        database_url: Some(a.database_url.clone()),
-        redis_prefix: Some(a.redis_prefix.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let b = a.another_instance().await;
     let admin = a.user(Role::Admin).await;
     let court = a
         .facility(&admin, MADRID, json!({"buffer_minutes": 10}))
@@ -578,12 +573,7 @@ async fn availability_follows_every_write_in_process() {
 #[tokio::test]
 async fn availability_follows_every_write_on_both_instances() {
     let a = TestApp::spawn().await;
-    let b = TestApp::spawn_with(Setup {
-        database_url: Some(a.database_url.clone()),
-        redis_prefix: Some(a.redis_prefix.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let b = a.another_instance().await;
     let admin = a.user(Role::Admin).await;
     let member = a.user(Role::Member).await;
     let court = a.facility(&admin, MADRID, json!({})).await;

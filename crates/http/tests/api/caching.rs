@@ -6,7 +6,7 @@ use std::time::Duration;
 use clubpulse_domain::Role;
 use serde_json::{Value, json};
 
-use crate::helpers::{Setup, TestApp, assert_problem, eventually, local, metric};
+use crate::helpers::{TestApp, assert_problem, eventually, local, metric};
 
 fn availability(facility: &Value) -> String {
     format!(
@@ -46,12 +46,7 @@ async fn holds_and_availability_reads_load_a_facility_context_once() {
 #[tokio::test]
 async fn an_edit_or_retirement_on_one_instance_reaches_the_cached_context_of_another() {
     let a = TestApp::spawn().await;
-    let b = TestApp::spawn_with(Setup {
-        database_url: Some(a.database_url.clone()),
-        redis_prefix: Some(a.redis_prefix.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let b = a.another_instance().await;
     let admin = a.user(Role::Admin).await;
     let member = a.user(Role::Member).await;
     let court = a.facility(&admin, "Europe/Madrid", json!({})).await;
@@ -94,14 +89,7 @@ async fn an_edit_or_retirement_on_one_instance_reaches_the_cached_context_of_ano
     )
     .await;
 
-    let retired = a
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/facilities/{}", court["id"].as_str().unwrap()),
-            None,
-            Some(&admin.token),
-        )
-        .await;
+    let retired = a.retire(&admin, &court).await;
     assert_eq!(retired.status(), 204);
     eventually(
         Duration::from_secs(10),

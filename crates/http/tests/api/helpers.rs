@@ -166,6 +166,31 @@ impl TestApp {
         }
     }
 
+    /// `base` as a second instance of this server: the same database and shared state.
+    pub fn beside(&self, base: Setup) -> Setup {
+        Setup {
+            database_url: Some(self.database_url.clone()),
+            redis_prefix: Some(self.redis_prefix.clone()),
+            ..base
+        }
+    }
+
+    /// A second instance of this server with the default set-up.
+    pub async fn another_instance(&self) -> Self {
+        Self::spawn_with(self.beside(Setup::default())).await
+    }
+
+    /// Retires `facility` as `admin` and returns the raw answer.
+    pub async fn retire(&self, admin: &TestUser, facility: &Value) -> reqwest::Response {
+        self.request(
+            Method::DELETE,
+            &format!("/api/v1/facilities/{}", facility["id"].as_str().unwrap()),
+            None,
+            Some(&admin.token),
+        )
+        .await
+    }
+
     /// Stops the server and waits for it to drain.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -3,16 +3,11 @@
 use clubpulse_domain::Role;
 use reqwest::Method;
 
-use crate::helpers::{Setup, TestApp, assert_problem};
+use crate::helpers::{TestApp, assert_problem};
 
 async fn pair() -> (TestApp, TestApp) {
     let first = TestApp::spawn().await;
-    let second = TestApp::spawn_with(Setup {
-        database_url: Some(first.database_url.clone()),
-        redis_prefix: Some(first.redis_prefix.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let second = first.another_instance().await;
     (first, second)
 }
 

@@ -146,12 +146,7 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
 #[tokio::test]
 async fn a_limit_admits_exactly_its_number_across_two_instances() {
     let a = TestApp::spawn_with(limited(20)).await;
-    let b = TestApp::spawn_with(Setup {
-        database_url: Some(a.database_url.clone()),
-        redis_prefix: Some(a.redis_prefix.clone()),
-        ..limited(20)
-    })
-    .await;
+    let b = TestApp::spawn_with(a.beside(limited(20))).await;
 
     let requests = (0..100).map(|i| {
         if i % 2 == 0 {

@@ -189,12 +189,10 @@ async fn behind_the_shipped_proxy_clients_keep_their_own_limits_ids_pass_and_web
         ..Setup::default()
     })
     .await;
-    let second = TestApp::spawn_with(Setup {
-        database_url: Some(first.database_url.clone()),
-        redis_prefix: Some(first.redis_prefix.clone()),
+    let second = TestApp::spawn_with(first.beside(Setup {
         config: setup.config.clone(),
         ..Setup::default()
-    })
+    }))
     .await;
     let proxy = Proxy::start(&[first.addr, second.addr]).await;
 

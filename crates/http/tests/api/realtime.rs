@@ -466,12 +466,7 @@ async fn many_clients_reconnecting_at_once_all_recover(backend: Backend) {
 #[tokio::test]
 async fn watchers_on_one_instance_receive_events_published_by_another() {
     let first = TestApp::spawn().await;
-    let second = TestApp::spawn_with(Setup {
-        database_url: Some(first.database_url.clone()),
-        redis_prefix: Some(first.redis_prefix.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let second = first.another_instance().await;
     let (channel, member) = watched(&first).await;
     let mut on_first = WsClient::connect(first.addr, &member.token).await;
     on_first.subscribe(&channel, None).await;
@@ -504,12 +499,7 @@ async fn watchers_on_one_instance_see_holds_releases_and_expiries_made_on_anothe
     setup.config.booking.hold_seconds = 1;
     setup.config.booking.sweep_interval_ms = 100;
     let first = TestApp::spawn_with(setup.clone()).await;
-    let second = TestApp::spawn_with(Setup {
-        database_url: Some(first.database_url.clone()),
-        redis_prefix: Some(first.redis_prefix.clone()),
-        ..setup
-    })
-    .await;
+    let second = TestApp::spawn_with(first.beside(setup)).await;
     let admin = first.user(Role::Admin).await;
     let facility = first.facility(&admin, "Europe/Madrid", json!({})).await;
     let channel = format!("facility:{}", facility["id"].as_str().unwrap());

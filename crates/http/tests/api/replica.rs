@@ -82,15 +82,6 @@ async fn spawn(replica_url: String, max_lag_seconds: u64, base: Setup) -> TestAp
     TestApp::spawn_with(setup).await
 }
 
-/// A second instance of `other`: the same database and shared state.
-fn sharing(other: &TestApp) -> Setup {
-    Setup {
-        database_url: Some(other.database_url.clone()),
-        redis_prefix: Some(other.redis_prefix.clone()),
-        ..Setup::default()
-    }
-}
-
 /// A server set up as `base` on a fresh database with the standby as its replica, once the
 /// standby has the database and reports healthy.
 async fn spawn_on_standby(standby: &Standby, max_lag_seconds: u64, base: Setup) -> TestApp {
@@ -149,7 +140,12 @@ async fn reads_come_from_the_replica_but_a_writer_reads_their_own_writes_on_any_
     let standby = Standby::new();
     standby.resume().await;
     let a = spawn_on_standby(&standby, 60, Setup::default()).await;
-    let b = spawn(standby.url_of(&a.database_url), 60, sharing(&a)).await;
+    let b = spawn(
+        standby.url_of(&a.database_url),
+        60,
+        a.beside(Setup::default()),
+    )
+    .await;
     replica_state(&b, "healthy").await;
     let admin = a.user(Role::Admin).await;
     let member = a.user(Role::Member).await;
@@ -306,7 +302,12 @@ async fn a_replica_that_is_unreachable_or_not_a_standby_is_reported_down_and_rea
     // The primary itself is no standby: its history could diverge from the primary's (a promoted
     // old replica's would), so it is never read as one.
     let primary = TestApp::spawn().await;
-    let not_a_standby = spawn(primary.database_url.clone(), 5, sharing(&primary)).await;
+    let not_a_standby = spawn(
+        primary.database_url.clone(),
+        5,
+        primary.beside(Setup::default()),
+    )
+    .await;
 
     for app in [&unreachable, &not_a_standby] {
         let ready = replica_state(app, "down").await;

@@ -82,14 +82,7 @@ async fn facilities_are_indexed_when_written_and_leave_results_when_retired() {
             .contains(&json!("cafetería"))
     );
 
-    let retired = app
-        .request(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/facilities/{}", court["id"].as_str().unwrap()),
-            None,
-            Some(&admin.token),
-        )
-        .await;
+    let retired = app.retire(&admin, &court).await;
     assert_eq!(retired.status(), 204);
     let found = search(&app, "pádel").await;
     assert!(found.iter().all(|r| r["facility"]["id"] != court["id"]));

@@ -605,12 +605,7 @@ async fn leaving_with_an_offer_releases_it_to_the_next_waiter() {
 #[tokio::test]
 async fn two_cancellations_freeing_one_waited_range_at_once_make_exactly_one_offer() {
     let first = TestApp::spawn().await;
-    let second = TestApp::spawn_with(Setup {
-        database_url: Some(first.database_url.clone()),
-        redis_prefix: Some(first.redis_prefix.clone()),
-        ..Setup::default()
-    })
-    .await;
+    let second = first.another_instance().await;
     let admin = first.user(Role::Admin).await;
     let court = first.facility(&admin, MADRID, json!({})).await;
     // Several rounds, each on its own hour: two halves held by two members, two waiters for the
